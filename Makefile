@@ -1,0 +1,47 @@
+# Two commands do all the set-up: `make app` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: app test lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps re-run pip only when a requirements file is newer than the last install.
+$(VENV)/.runtime-installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime-installed $@
+
+app: $(VENV)/.runtime-installed
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+# The browser tests drive Debian's Chromium; install it when it is missing.
+/usr/bin/chromium:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi
+
+test: $(VENV)/.dev-installed /usr/bin/chromium
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev-installed
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(VENV)/.runtime-installed
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
