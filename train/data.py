@@ -98,7 +98,10 @@ def build_cache(
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of the random geometric and photometric changes applied in training."""
+    """Ranges of the random geometric and photometric changes applied in training.
+
+    A range whose ends are equal (or a zero amount or probability) switches that step off.
+    """
 
     zoom: tuple[float, float] = (0.55, 1.5)  # visible fraction of the frame; >1 zooms out
     aspect: tuple[float, float] = (0.8, 1.25)
@@ -163,10 +166,14 @@ def augment(
     mask = _warp(tf.cast(mask[..., None], tf.float32), transform, out_size)
 
     image = image / 255.0
-    image = tf.image.random_brightness(image, cfg.brightness)
-    image = tf.image.random_contrast(image, *cfg.contrast)
-    image = tf.image.random_saturation(image, *cfg.saturation)
-    image = tf.image.random_hue(image, cfg.hue)
+    if cfg.brightness > 0:
+        image = tf.image.random_brightness(image, cfg.brightness)
+    if cfg.contrast[0] < cfg.contrast[1]:
+        image = tf.image.random_contrast(image, *cfg.contrast)
+    if cfg.saturation[0] < cfg.saturation[1]:
+        image = tf.image.random_saturation(image, *cfg.saturation)
+    if cfg.hue > 0:
+        image = tf.image.random_hue(image, cfg.hue)
     image = tf.clip_by_value(image, 0.0, 1.0)
     if tf.random.uniform([]) < cfg.grey_probability:
         image = tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))

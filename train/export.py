@@ -1,6 +1,6 @@
 """Export a training checkpoint as the plain inference model that segmentation/ loads.
 
-    python -m train.export runs/NAME/best.keras weights/NAME.keras
+python -m train.export runs/NAME/best.keras weights/NAME.keras
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Train the U-Net on a people data folder; resumable, one checkpoint per epoch.
 
-    python -m train.train --data ../shared/data/people --out runs/NAME [--epochs 30]
-        [--size 256] [--batch 16] [--resume] [--export weights/NAME.keras]
+python -m train.train --data ../shared/data/people --out runs/NAME [--epochs 30]
+    [--size 256] [--batch 16] [--resume] [--export weights/NAME.keras]
 """
 
 from __future__ import annotations
