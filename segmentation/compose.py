@@ -113,11 +113,14 @@ def composite(
         foreground: a precomputed foreground estimate, as for :func:`cutout`.
     """
     img = _check_image(image)
-    alpha = _alpha_float(mask, img.shape[:2])
+    # The 8-bit alpha a cutout PNG stores, so a composite equals that PNG placed on
+    # the background, pixel for pixel.
+    alpha8 = _alpha8(mask, img.shape[:2])
+    alpha = alpha8.astype(np.float32) * np.float32(1 / 255)
     if foreground is not None:
         fg = _check_image(foreground, "foreground", img.shape[:2])
     else:
-        fg = estimate_foreground(img, _alpha8(mask, img.shape[:2])) if decontaminate else img
+        fg = estimate_foreground(img, alpha8) if decontaminate else img
     if isinstance(background, np.ndarray):
         bg = _cover(background, img.shape[:2])
     elif isinstance(background, str) and background.strip().lower() == "blur":
