@@ -131,6 +131,7 @@ def as_rgb(array: np.ndarray, *, max_megapixels: float = 50.0, min_side: int = 8
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim == 2:
+        _check_size((a.shape[1], a.shape[0]), max_megapixels, min_side)  # cv2 rejects empty
         a = _grey_to_rgb(a)
     elif a.ndim == 3 and a.shape[2] == 4:
         a = _flatten_on_white(a)
