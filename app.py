@@ -1,0 +1,383 @@
+"""Streamlit app: remove the background from photos of people.
+
+UI only. Decoding, the network and compositing live in ``segmentation``; naming,
+previews, exports and ZIPs in ``app_support``. Run with ``make app``.
+
+Three caches keep the page responsive:
+- the model loads once per server (st.cache_resource);
+- each photo goes through the network once per (content hash, refine) pair, kept with
+  st.cache_resource rather than st.cache_data because unpickling a 12 MP result (84 MB)
+  on every rerun would cost more than the controls that trigger the rerun;
+- downloads are encoded only when clicked (deferred download buttons), then cached per
+  photo and setting: a 12 MP transparent PNG takes seconds to encode, and no one wants
+  to wait for files they may never download before seeing the result.
+Display controls (overlay colour, opacity, edges, background) only touch downscaled
+previews.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from app_support import (
+    EXPORTS,
+    UPLOAD_TYPES,
+    PhotoOutcome,
+    build_zip,
+    describe_size,
+    describe_timings,
+    export_file,
+    file_digest,
+    final_mask,
+    fit_preview,
+    output_name,
+    over_checkerboard,
+    process_photo,
+)
+from segmentation import (
+    DEFAULT_MODEL_PATH,
+    ImageError,
+    SegmentationResult,
+    Segmenter,
+    load_image,
+)
+from segmentation.compose import DEFAULT_OVERLAY_COLOR
+
+EXAMPLE_PATH = Path(__file__).resolve().parent / "assets" / "example.png"
+EXAMPLE_CREDIT = "Eileen Collins, NASA (public domain)"
+BACKGROUNDS = ("Transparent", "Colour", "Blurred original", "Image")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The sidebar's choices for one script run."""
+
+    refine: bool
+    edges: tuple[bool, float, float]  # (hard edges, threshold, softness in px)
+    background: Any  # None = transparent, else anything compose.composite takes
+    background_key: str  # hashable stand-in for ``background`` in cache keys
+    overlay_colour: tuple[int, int, int]
+    opacity: float
+
+
+def model_path() -> Path:
+    """The weights to serve: $SEGMENTATION_MODEL (tests use a tiny model) or the default."""
+    return Path(os.environ.get("SEGMENTATION_MODEL") or DEFAULT_MODEL_PATH)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_segmenter(path: str) -> Segmenter:
+    """One model per server process and weights file, shared by every session."""
+    return Segmenter(path)
+
+
+@st.cache_resource(max_entries=8, ttl=3600, show_spinner=False)
+def predict(digest: str, _data: bytes, refine: bool, path: str) -> SegmentationResult:
+    """Network + refinement for one photo; the content hash stands in for the bytes.
+
+    The result is shared, not copied: nothing in this app modifies it.
+    """
+    return get_segmenter(path).predict(_data, refine=refine)
+
+
+@st.cache_data(max_entries=24, ttl=3600, show_spinner=False)
+def export(
+    kind: str,
+    digest: str,
+    refine: bool,
+    path: str,
+    edges: tuple[bool, float, float],
+    background_key: str,
+    _prediction: SegmentationResult,
+    _background: Any,
+) -> bytes:
+    """One download file at full resolution, keyed by everything that changes it."""
+    mask = final_mask(_prediction.mask, *edges)
+    return export_file(kind, _prediction.original, mask, _background)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def load_background(digest: str, _data: bytes) -> np.ndarray:
+    """Decode an uploaded background image once."""
+    return load_image(_data)
+
+
+def hex_to_rgb(value: str) -> tuple[int, int, int]:
+    """``#rrggbb`` from st.color_picker -> (r, g, b)."""
+    value = value.lstrip("#")
+    return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
+
+
+def sidebar() -> Settings:
+    """All settings, in the sidebar so the results keep the page width."""
+    sb = st.sidebar
+    sb.header("Settings")
+    refine = sb.toggle(
+        "Full-resolution edge refinement",
+        value=True,
+        key="refine",
+        help="Makes the mask follow hair and clothing at the photo's own resolution. "
+        "Off is a little faster; the mask is then only upscaled from the network's output.",
+    )
+    sb.subheader("Edges")
+    hard_edges = sb.toggle(
+        "Hard edges",
+        value=False,
+        key="hard_edges",
+        help="Cut at a threshold instead of keeping the soft edge.",
+    )
+    threshold = 0.5
+    if hard_edges:
+        threshold = sb.slider(
+            "Threshold", 0.05, 0.95, 0.5, 0.05, key="threshold", help="Higher keeps less."
+        )
+    softness = sb.slider(
+        "Edge softness (px)",
+        0,
+        20,
+        0,
+        key="softness",
+        help="Feathers the edge of the mask over about twice this many pixels.",
+    )
+
+    sb.subheader("Background")
+    choice = sb.radio("Replace the background with", BACKGROUNDS, index=0, key="background")
+    background: Any = None
+    background_key = "transparent"
+    if choice == "Colour":
+        colour = sb.color_picker("Colour", "#FFFFFF", key="bg_colour")
+        background, background_key = hex_to_rgb(colour), f"colour:{colour}"
+    elif choice == "Blurred original":
+        background, background_key = "blur", "blur"
+    elif choice == "Image":
+        upload = sb.file_uploader("Background image", type=list(UPLOAD_TYPES), key="bg_upload")
+        if upload is not None:
+            data = upload.getvalue()
+            digest = file_digest(data)
+            try:
+                background, background_key = load_background(digest, data), f"image:{digest}"
+            except ImageError as exc:
+                sb.error(f"{upload.name}: {exc}. The background stays transparent.")
+        else:
+            sb.info("Upload a background image; until then the background is transparent.")
+
+    sb.subheader("Mask overlay")
+    overlay_colour = sb.color_picker(
+        "Overlay colour", "#{:02X}{:02X}{:02X}".format(*DEFAULT_OVERLAY_COLOR), key="overlay_colour"
+    )
+    opacity = sb.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+    return Settings(
+        refine=refine,
+        edges=(hard_edges, float(threshold), float(softness)),
+        background=background,
+        background_key=background_key,
+        overlay_colour=hex_to_rgb(overlay_colour),
+        opacity=float(opacity),
+    )
+
+
+def gather_sources() -> list[tuple[str, bytes]]:
+    """The photos to process as (name, bytes): uploads, a camera shot, or the example."""
+    limit_mb = st.get_option("server.maxUploadSize")
+    uploads = st.file_uploader(
+        "Photos of people",
+        type=list(UPLOAD_TYPES),
+        accept_multiple_files=True,
+        key="photos",
+        help="Several photos at once are fine; you get one ZIP with all results.",
+    )
+    st.caption(
+        f"Up to {limit_mb} MB per file · JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF "
+        "· photos are processed on this server and not stored."
+    )
+    sources = [(f.name, f.getvalue()) for f in uploads or []]
+    if st.toggle("Use the camera", value=False, key="camera_on"):
+        shot = st.camera_input("Take a photo", key="camera")
+        if shot is not None:
+            sources.append(("camera.jpg", shot.getvalue()))
+    if not sources and st.toggle("Try an example", value=True, key="example"):
+        st.caption(f"Example photo: {EXAMPLE_CREDIT}. Upload your own above.")
+        sources.append((EXAMPLE_PATH.name, EXAMPLE_PATH.read_bytes()))
+    return sources
+
+
+def run_batch(sources: list[tuple[str, bytes]], refine: bool, path: str) -> list[PhotoOutcome]:
+    """Process every photo, with a progress bar for batches; failures become outcomes."""
+
+    def run_one(digest: str, data: bytes) -> SegmentationResult:
+        return predict(digest, data, refine, path)
+
+    if len(sources) == 1:
+        name, data = sources[0]
+        with st.spinner(f"Removing the background from {name}…"):
+            return [process_photo(name, data, run_one)]
+    progress = st.progress(0.0, text=f"Processing {len(sources)} photos…")
+    outcomes = []
+    for i, (name, data) in enumerate(sources):
+        progress.progress(i / len(sources), text=f"Processing {name} ({i + 1} of {len(sources)})…")
+        outcomes.append(process_photo(name, data, run_one))
+    progress.progress(1.0, text=f"Processed {len(sources)} photos.")
+    return outcomes
+
+
+def file_maker(
+    kind: str, outcome: PhotoOutcome, settings: Settings, path: str
+) -> Callable[[], bytes]:
+    """A callable that encodes one download when it is clicked (Streamlit runs it then)."""
+    prediction = outcome.prediction
+    assert prediction is not None
+
+    def make() -> bytes:
+        try:
+            return export(
+                kind,
+                outcome.digest,
+                settings.refine,
+                path,
+                settings.edges,
+                settings.background_key,
+                prediction,
+                settings.background,
+            )
+        except Exception:
+            log.exception("encoding %s for %s failed", kind, outcome.name)
+            raise
+
+    return make
+
+
+def zip_maker(outcomes: list[PhotoOutcome], settings: Settings, path: str) -> Callable[[], bytes]:
+    """A callable that builds the ZIP of every result when it is clicked."""
+
+    def make() -> bytes:
+        return build_zip(
+            (output_name(o.name, kind, ext), file_maker(kind, o, settings, path)())
+            for o in outcomes
+            for kind, (ext, _mime, _label) in EXPORTS.items()
+        )
+
+    return make
+
+
+def show_photo(index: int, outcome: PhotoOutcome, settings: Settings, path: str) -> None:
+    """One card: size and time, previews in tabs, then the downloads."""
+    prediction = outcome.prediction
+    assert prediction is not None
+    original = prediction.original
+
+    with st.container(border=True, key=f"photo-{index}"):
+        st.subheader(outcome.name)
+        st.caption(
+            f"{describe_size(original)} · processed in {describe_timings(prediction.timings)}"
+        )
+
+        # Previews are computed on a downscaled copy: cheap enough for every rerun.
+        small = fit_preview(original)
+        hard, threshold, softness = settings.edges
+        softness *= small.shape[1] / original.shape[1]
+        preview = SegmentationResult(
+            small, final_mask(fit_preview(prediction.mask), hard, threshold, softness)
+        )
+        if settings.background is None:
+            result_view = over_checkerboard(preview.cutout())
+        else:
+            result_view = preview.composite(settings.background)
+
+        tab_result, tab_mask = st.tabs(["Before and after", "Mask and overlay"])
+        with tab_result:
+            left, right = st.columns(2)
+            left.image(small, caption="Original")
+            right.image(result_view, caption="Background removed")
+        with tab_mask:
+            left, right = st.columns(2)
+            left.image(preview.alpha, caption="Mask")
+            right.image(
+                preview.overlay(settings.overlay_colour, settings.opacity),
+                caption="Mask over the photo",
+            )
+
+        key = f"{index}-{outcome.digest[:16]}"
+        for column, (kind, (ext, mime, label)) in zip(
+            st.columns(len(EXPORTS)), EXPORTS.items(), strict=True
+        ):
+            if kind == "background" and settings.background is None:
+                label = "JPEG on white"
+            column.download_button(
+                label,
+                file_maker(kind, outcome, settings, path),
+                file_name=output_name(outcome.name, kind, ext),
+                mime=mime,
+                key=f"{kind}-{key}",
+                type="primary" if kind == "nobg" else "secondary",
+                icon=":material/download:",
+                on_click="ignore",
+            )
+
+
+def main() -> None:
+    """Lay out the page: inputs, settings, then one card per photo."""
+    st.set_page_config(page_title="Background remover", page_icon="✂️", layout="wide")
+    st.title("Background remover for photos of people")
+    st.write(
+        "Upload photos of people and get a transparent PNG at the photo's full resolution, "
+        "the mask, or the person on a new background. Nothing leaves this server."
+    )
+
+    path = model_path()
+    if not path.is_file():
+        st.error(
+            f"No model weights at `{path}`. Train them (see the README) or set "
+            "`SEGMENTATION_MODEL` to a saved `.keras` model."
+        )
+        st.stop()
+
+    settings = sidebar()
+    sources = gather_sources()
+    if not sources:
+        st.info("Upload a photo, take one with the camera, or switch on the example.")
+        return
+
+    try:
+        get_segmenter(str(path))
+    except Exception:
+        log.exception("loading the model %s failed", path)
+        st.error(f"The model at `{path}` could not be loaded; see the server log for details.")
+        st.stop()
+
+    outcomes = run_batch(sources, settings.refine, str(path))
+    for outcome in outcomes:
+        if outcome.error:
+            st.error(outcome.error, icon=":material/error:")
+
+    good = [o for o in outcomes if o.ok]
+    if len(good) > 1:
+        st.download_button(
+            f"Download all {len(good)} results (ZIP)",
+            zip_maker(good, settings, str(path)),
+            file_name="background-removed.zip",
+            mime="application/zip",
+            key="zip-all",
+            type="primary",
+            icon=":material/folder_zip:",
+            on_click="ignore",
+        )
+    for index, outcome in enumerate(good):
+        try:
+            show_photo(index, outcome, settings, str(path))
+        except Exception:
+            # Never a traceback on the page; the details go to the server log.
+            log.exception("showing %s failed", outcome.name)
+            st.error(f"{outcome.name}: the result could not be shown (see the server log).")
+
+
+main()
