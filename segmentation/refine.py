@@ -190,11 +190,11 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     if a_in.shape != img.shape[:2]:
         raise ValueError(f"alpha must have the image's shape {img.shape[:2]}, got {a_in.shape}")
     if a_in.dtype == np.uint8:
-        partial = (a_in > 0) & (a_in < 255)
+        partial = cv2.inRange(a_in, 1, 254)
         a_scale = np.float32(1 / 255)
     else:
         a_in = a_in.astype(np.float32, copy=False)
-        partial = (a_in > _PARTIAL_LO) & (a_in < _PARTIAL_HI)
+        partial = cv2.inRange(a_in, _PARTIAL_LO, _PARTIAL_HI)
         a_scale = np.float32(1)
     out = img.copy()
     ys, xs = np.nonzero(partial)
@@ -212,24 +212,33 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     fg1 = _blur(img1 * wf, k1) / (_blur(wf, k1) + 1e-5)
     bg1 = _blur(img1 * wb, k1) / (_blur(wb, k1) + 1e-5)
 
-    # Pass 2, small radius, on a ~2048 px grid, in tiles around partial alpha.
+    # Pass 2, small radius, on a ~2048 px grid, in tiles around partial alpha. The
+    # grids are padded (border replicated) so every tile plus margin is a slice.
     f2 = max(1, round(long_side / _SMALL_GRID))
+    k2 = max(3, round(_SMALL_RADIUS * long_side / f2)) | 1
+    m = k2 // 2 + 1  # the blur reads k2 // 2 pixels beyond a tile's core
     img2, a2 = _shrink(img, f2), _shrink(a_in, f2)
     h2, w2 = a2.shape
     needed = np.zeros((h2, w2), np.uint8)
     needed[np.minimum(ys // f2, h2 - 1), np.minimum(xs // f2, w2 - 1)] = 1
     needed = cv2.dilate(needed, np.ones((3, 3), np.uint8))  # bilinear reads neighbours
-    k2 = max(3, round(_SMALL_RADIUS * long_side / f2)) | 1
-    fg2 = np.zeros((h2, w2, 3), np.float32)
     ty, tx = np.nonzero(_block_any(needed > 0, _TILE))
+    border = (m, m + _TILE, m, m + _TILE)  # top, bottom, left, right
+    img2 = cv2.copyMakeBorder(img2, *border, cv2.BORDER_REPLICATE)
+    a2 = cv2.copyMakeBorder(a2, *border, cv2.BORDER_REPLICATE)
+    r = f2 / f1  # pass-1 cells per pass-2 cell; padded index j is grid index j - m
+    to_pass1 = np.array([[r, 0, (0.5 - m) * r - 0.5], [0, r, (0.5 - m) * r - 0.5]], np.float32)
+    size = (a2.shape[1], a2.shape[0])
+    fg1, bg1_2 = _warp(fg1, to_pass1, size), _warp(bg1, to_pass1, size)
+    fg2 = np.zeros((h2 + _TILE, w2 + _TILE, 3), np.float32)
     for start in range(0, len(ty), _TILE_BATCH):
         batch = slice(start, start + _TILE_BATCH)
-        _small_pass(img2, a2, a_scale, fg1, bg1, f1 / f2, k2, ty[batch], tx[batch], fg2)
+        _small_pass(img2, a2, a_scale, fg1, bg1_2, k2, m, ty[batch], tx[batch], fg2)
 
     # Final solve at full resolution, on the partial pixels only.
     pix = img[ys, xs].astype(np.float32) * np.float32(1 / 255)
     a = np.clip(a_in[ys, xs].astype(np.float32) * a_scale, 0, 1)[:, None]
-    fg = _unmix(pix, a, _sample(fg2, ys, xs, f2), _sample(bg1, ys, xs, f1))
+    fg = _unmix(pix, a, _sample(fg2[:h2, :w2], ys, xs, f2), _sample(bg1, ys, xs, f1))
     out[ys, xs] = np.rint(fg * 255).astype(np.uint8)
     return out
 
@@ -253,49 +262,38 @@ def _small_pass(
     a_scale: np.float32,
     fg1: np.ndarray,
     bg1: np.ndarray,
-    ratio: float,
     k2: int,
+    margin: int,
     ty: np.ndarray,
     tx: np.ndarray,
     fg2: np.ndarray,
 ) -> None:
     """Second blur-fusion pass on a batch of tiles, stacked into one tall image.
 
-    Each tile carries a margin of neighbours (replicated at the border) so the box
-    blur of the stack never mixes two tiles inside a tile's core; the cores' F̂2 are
-    written into ``fg2``. ``ratio`` is the size of a pass-1 cell in grid pixels.
+    All inputs are on the padded pass-2 grid, where tile (ty, tx) with its margin
+    starts at (ty, tx) * _TILE. Each tile carries its own margin of neighbours, so
+    the box blur of the stack never mixes two tiles inside a tile's core; the
+    cores' F̂2 are written into ``fg2`` (unpadded grid).
     """
-    H, W = alpha.shape
-    margin = k2 // 2 + 1
     n, side = len(ty), _TILE + 2 * margin
-    offsets = np.arange(side) - margin
-    rows = np.clip(ty[:, None] * _TILE + offsets, 0, H - 1)  # (n, side)
-    cols = np.clip(tx[:, None] * _TILE + offsets, 0, W - 1)
-    r_idx, c_idx = rows[:, :, None], cols[:, None, :]
-    pix = img[r_idx, c_idx].astype(np.float32) * np.float32(1 / 255)  # (n, side, side, 3)
-    at = np.clip(alpha[r_idx, c_idx].astype(np.float32) * a_scale, 0, 1)[..., None]
-    shape = (n, side, side)
-    map_y = np.broadcast_to(((rows + 0.5) / ratio - 0.5)[:, :, None], shape)
-    map_x = np.broadcast_to(((cols + 0.5) / ratio - 0.5)[:, None, :], shape)
-    map_x = np.ascontiguousarray(map_x, np.float32).reshape(n * side, side)
-    map_y = np.ascontiguousarray(map_y, np.float32).reshape(n * side, side)
-    f_hat, b_hat = (
-        cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        for x in (fg1, bg1)
-    )
-    fg = _unmix(pix, at, f_hat.reshape(*shape, 3), b_hat.reshape(*shape, 3))
+    corners = list(zip((ty * _TILE).tolist(), (tx * _TILE).tolist(), strict=True))
+
+    def stack(src: np.ndarray) -> np.ndarray:
+        out = np.empty((n, side, side, *src.shape[2:]), src.dtype)
+        for i, (y, x) in enumerate(corners):
+            out[i] = src[y : y + side, x : x + side]
+        return out
+
+    pix = stack(img).astype(np.float32) * np.float32(1 / 255)
+    at = np.clip(stack(alpha).astype(np.float32) * a_scale, 0, 1)[..., None]
+    fg = _unmix(pix, at, stack(fg1), stack(bg1))
     weight = at * at
     weighted = _blur((fg * weight).reshape(n * side, side, 3), k2)
     weight = _blur(weight.reshape(n * side, side, 1), k2)
-    core = (weighted / (weight + 1e-5)).reshape(*shape, 3)
+    core = (weighted / (weight + 1e-5)).reshape(n, side, side, 3)
     core = core[:, margin : margin + _TILE, margin : margin + _TILE]
-    r_core = ty[:, None] * _TILE + np.arange(_TILE)
-    c_core = tx[:, None] * _TILE + np.arange(_TILE)
-    inside = (r_core < H)[:, :, None] & (c_core < W)[:, None, :]
-    tile_shape = (n, _TILE, _TILE)
-    rr = np.broadcast_to(r_core[:, :, None], tile_shape)[inside]
-    cc = np.broadcast_to(c_core[:, None, :], tile_shape)[inside]
-    fg2[rr, cc] = core[inside]
+    for i, (y, x) in enumerate(corners):
+        fg2[y : y + _TILE, x : x + _TILE] = core[i]
 
 
 def _sample(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.ndarray:

@@ -39,7 +39,7 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "weights" / "perso
 ImageSource = np.ndarray | str | os.PathLike[str] | bytes | BinaryIO
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; compare fields yourself
 class SegmentationResult:
     """A photo, its person mask at the photo's resolution, and how long each step took.
 

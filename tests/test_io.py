@@ -70,6 +70,19 @@ def _animated_gif() -> bytes:
     return save(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
 
 
+def _tiff_rgb16() -> bytes:
+    bgr16 = cv2.cvtColor(pattern(), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257
+    ok, buf = cv2.imencode(".tiff", bgr16)
+    assert ok
+    return buf.tobytes()
+
+
+def _mpo() -> bytes:
+    """A camera's multi-picture JPEG: the first picture is the photo."""
+    grey = Image.fromarray(np.full((32, 48, 3), 128, np.uint8))
+    return save(Image.fromarray(pattern()), "MPO", save_all=True, append_images=[grey])
+
+
 def _cmyk_jpeg() -> bytes:
     return save(Image.fromarray(pattern()).convert("CMYK"), "JPEG", quality=95)
 
@@ -89,7 +102,10 @@ FORMATS = {
         ".tiff",
         0,
     ),
+    "tiff_rgb16": (_tiff_rgb16, ".tif", 0),
     "heic": (_heic, ".heic", 16),
+    "avif": (lambda: save(Image.fromarray(pattern()), "AVIF", quality=90), ".avif", 16),
+    "mpo": (_mpo, ".jpg", 12),
     "gif_animated": (_animated_gif, ".gif", 0),
     "cmyk_jpeg": (_cmyk_jpeg, ".jpg", 16),
 }
