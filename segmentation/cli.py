@@ -191,6 +191,7 @@ def collect_inputs(
     sources: list[tuple[Path, Path]] = []  # (file, path relative to outdir, no suffix)
     failures: list[tuple[Path, str]] = []
     seen: set[Path] = set()
+    out_resolved = Path(outdir).resolve()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -200,6 +201,7 @@ def collect_inputs(
                 if p.is_file()
                 and p.suffix.lower() in IMAGE_EXTENSIONS
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and not _inside_outdir(p, path, out_resolved)
             )
             if not found:
                 failures.append((path, "no images in this folder"))
@@ -220,8 +222,17 @@ def collect_inputs(
     jobs = []
     for source, rel in sources:
         name = rel.name + (source.suffix if counts[rel] > 1 else "") + ".png"
-        jobs.append((source, outdir / rel.parent / name))
+        target = outdir / rel.parent / name
+        if target.resolve() == source.resolve():
+            failures.append((source, "the output would overwrite this input: use another -o"))
+        else:
+            jobs.append((source, target))
     return jobs, failures
+
+
+def _inside_outdir(file: Path, folder: Path, outdir: Path) -> bool:
+    """A previous run's results in OUTDIR, itself inside a scanned folder, are not inputs."""
+    return outdir != folder.resolve() and file.resolve().is_relative_to(outdir)
 
 
 def _parse_background(

@@ -64,7 +64,9 @@ class SegmentationResult:
         return estimate_foreground(self.original, self.alpha)
 
     def overlay(
-        self, color: tuple[int, int, int] | str = compose.DEFAULT_OVERLAY_COLOR, opacity=0.5
+        self,
+        color: tuple[int, int, int] | str = compose.DEFAULT_OVERLAY_COLOR,
+        opacity: float = 0.5,
     ) -> np.ndarray:
         """(H, W, 3) RGB photo with the person tinted."""
         return compose.overlay(self.original, self.mask, color, opacity)
@@ -81,7 +83,7 @@ class SegmentationResult:
         fg = self.foreground if decontaminate else self.original
         return compose.composite(self.original, self.mask, background, foreground=fg)
 
-    def adjusted(self, threshold: float | None = None, softness: float = 0.0):
+    def adjusted(self, threshold: float | None = None, softness: float = 0.0) -> SegmentationResult:
         """A new result with the mask passed through :func:`compose.adjust_mask`."""
         mask = compose.adjust_mask(self.mask, threshold=threshold, softness=softness)
         return SegmentationResult(self.original, mask, dict(self.timings))

@@ -158,6 +158,19 @@ def test_collect_inputs_names_and_skips(tmp_path: Path) -> None:
     assert failures == [(tmp_path / "empty", "no images in this folder")]
 
 
+def test_outputs_never_overwrite_inputs_nor_become_inputs(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    write_photo(folder / "me.png", 20, 20)
+    write_photo(folder / "out" / "old_result.png", 20, 20)
+    jobs, failures = collect_inputs([folder], folder)  # -o photos/: me.png -> me.png
+    assert all(source.name != "me.png" for source, _ in jobs)
+    overwrite = "the output would overwrite this input: use another -o"
+    assert (folder / "me.png", overwrite) in failures
+    jobs, failures = collect_inputs([folder], folder / "out")
+    assert [source.name for source, _ in jobs] == ["me.png"]  # out/old_result.png skipped
+    assert failures == []
+
+
 def test_help_documents_every_option_without_loading_tensorflow() -> None:
     code = (
         "import sys\n"
