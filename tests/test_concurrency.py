@@ -36,7 +36,6 @@ def photos() -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("source", ["array", "jpeg bytes"])
 def test_threads_get_their_own_results(tiny_segmenter, source: str) -> None:
     """8 threads x 3 rounds at once: every mask equals its photo's sequential mask."""
