@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import textwrap
@@ -126,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 all written, 1 any failure)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)  # else a bad TIFF adds a 2nd line
     background = _parse_background(parser, getattr(args, "background", "transparent"))
 
     jobs, failures = collect_inputs(args.inputs, args.output)
