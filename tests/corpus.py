@@ -18,6 +18,7 @@ import argparse
 import functools
 import io
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -167,6 +168,27 @@ def _png_bad_crc() -> Case:
         "bad_crc.png",
         corrupt_idat_crc(good),
         "PNG whose IDAT CRC is wrong",
+        error=r"(?i)damaged",
+    )
+
+
+def _tiff_bad_samples() -> Case:
+    """A TIFF whose header claims 166 samples per pixel: Pillow refuses it, and logs why."""
+    data = bytearray(encode(Image.fromarray(synthetic_photo(40, 30, 14)), "TIFF"))
+    assert data[:2] == b"II"  # Pillow writes little-endian TIFF
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for i in range(struct.unpack("<H", data[ifd : ifd + 2])[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 277:  # SamplesPerPixel
+            data[entry + 8 : entry + 10] = struct.pack("<H", 166)
+            break
+    else:
+        raise AssertionError("no SamplesPerPixel tag")
+    return Case(
+        "tiff_bad_header",
+        "scan.tif",
+        bytes(data),
+        "TIFF claiming 166 samples per pixel",
         error=r"(?i)damaged",
     )
 
@@ -374,6 +396,7 @@ BUILDERS: dict[str, Callable[[], Case]] = {
     "text_as_jpg": _text_as_jpg,
     "truncated_jpeg": _truncated_jpeg,
     "png_bad_crc": _png_bad_crc,
+    "tiff_bad_header": _tiff_bad_samples,
     "bomb_40000px": _bomb,
     "png_64mp": _over_limit,
     "one_pixel": _one_pixel,
@@ -546,6 +569,22 @@ def outputs_for(run: CliRun, case: Case) -> list[Path]:
 def error_lines_for(run: CliRun, case: Case) -> list[str]:
     """The CLI's stderr lines that name this case's input file."""
     return [line for line in run.stderr.splitlines() if case.filename in line]
+
+
+#: What tqdm's progress bar and the CLI's closing summary look like on stderr.
+_PROGRESS = re.compile(r"\s*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]")
+_SUMMARY = re.compile(r"^\d+ written to .*, \d+ failed$")
+
+
+def stray_stderr(run: CliRun) -> list[str]:
+    """stderr text that is neither an ``error: <path>: <reason>`` line, the progress bar
+    nor the summary: anything here breaks "one error line per bad file"."""
+    stray = []
+    for piece in re.split(r"[\r\n]", run.stderr):
+        text = _PROGRESS.sub("", piece).strip()
+        if text and not text.startswith("error: ") and not _SUMMARY.match(text):
+            stray.append(text)
+    return stray
 
 
 def cli_outcome(run: CliRun, case: Case) -> str:

@@ -29,6 +29,7 @@ from tests.corpus import (
     outputs_for,
     run_app,
     run_cli,
+    stray_stderr,
     write_corpus,
 )
 
@@ -129,6 +130,7 @@ def test_cli_batch_exit_code_and_no_traceback(cli_batch: CliRun) -> None:
     """Some files failed, so exit code 1; and no Python traceback reaches the user."""
     assert cli_batch.returncode == 1, cli_batch.stderr
     assert "Traceback" not in cli_batch.stderr + cli_batch.stdout
+    assert not stray_stderr(cli_batch), stray_stderr(cli_batch)
     error_lines = [line for line in cli_batch.stderr.splitlines() if "error" in line.lower()]
     bad_names = [get_case(i).filename for i in BAD]
     assert len(error_lines) == len(BAD), cli_batch.stderr
@@ -168,6 +170,7 @@ SINGLE_FILE_CASES = [
     "empty",
     "text_as_jpg",
     "png_bad_crc",
+    "tiff_bad_header",
     "bomb_40000px",
     "one_pixel",
 ]
@@ -182,6 +185,7 @@ def test_cli_single_file(case_id: str, tmp_path: Path, tiny_model_path: Path) ->
     run = run_cli([path], tmp_path / "out", tiny_model_path, timeout=300)
     assert run.returncode == (0 if case.ok else 1), run.stderr
     assert "Traceback" not in run.stderr + run.stdout
+    assert not stray_stderr(run), stray_stderr(run)
     assert_cli_outcome(run, case_id)
 
 
