@@ -14,7 +14,7 @@ The table is printed and written to ``bench/RESULTS.md`` with a line describing 
 machine. Timings taken while something else loads the CPU are not comparable: the
 machine line includes the load average for that reason.
 
-Usage: ``python -m bench.run [--model PATH] [--repeat N] [--no-memory]``.
+Usage: ``python -m bench.run [--model PATH] [--repeat N] [--no-memory]`` (see ``--help``).
 """
 
 from __future__ import annotations
@@ -252,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=30, help="photos in the CLI throughput run")
     parser.add_argument("--batch-size", default="1152x864", help="WxH of the CLI batch photos")
     parser.add_argument("--memory-count", type=int, default=500, help="photos in the RSS batch")
-    parser.add_argument("--no-memory", action="store_true", help="skip bench.memory")
+    parser.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run bench.memory: 50 MP peak RSS and the RSS batch (default: on)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         batch = (args.batch, batch_size, ips, wall)
 
     memory = None
-    if not args.no_memory:
+    if args.memory:
         from bench.memory import memory_section
 
         memory = memory_section(model, count=args.memory_count)

@@ -203,6 +203,20 @@ def _bomb() -> Case:
     )
 
 
+def _jpeg_bomb() -> Case:
+    """A small JPEG whose frame header (SOF0) claims 65000 x 65000 pixels."""
+    data = bytearray(encode(Image.fromarray(synthetic_photo(64, 48, 15)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)  # height, width
+    return Case(
+        "jpeg_bomb_65000px",
+        "bomb.jpg",
+        bytes(data),
+        "2 KB JPEG whose header claims 65000 x 65000 (4.2 GP)",
+        error=r"(?i)too large",
+    )
+
+
 def _over_limit() -> Case:
     return Case(
         "png_64mp",
@@ -398,6 +412,7 @@ BUILDERS: dict[str, Callable[[], Case]] = {
     "png_bad_crc": _png_bad_crc,
     "tiff_bad_header": _tiff_bad_samples,
     "bomb_40000px": _bomb,
+    "jpeg_bomb_65000px": _jpeg_bomb,
     "png_64mp": _over_limit,
     "one_pixel": _one_pixel,
     "png_16bit_rgb": _png_16bit_rgb,
