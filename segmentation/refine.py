@@ -198,9 +198,10 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         partial = cv2.inRange(a_in, _PARTIAL_LO, _PARTIAL_HI)
         a_scale = np.float32(1)
     out = img.copy()
-    ys, xs = np.nonzero(partial)
-    if not len(ys):
+    points = cv2.findNonZero(partial)  # (n, 2) x, y: 4x faster than np.nonzero
+    if points is None:
         return out
+    xs, ys = points[:, 0], points[:, 1]
     H, W = img.shape[:2]
     long_side = max(H, W)
 
@@ -220,21 +221,22 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     m = k2 // 2 + 1  # the blur reads k2 // 2 pixels beyond a tile's core
     img2, a2 = _shrink(img, f2), _shrink(a_in, f2)
     h2, w2 = a2.shape
-    needed = np.zeros((h2, w2), np.uint8)
-    needed[np.minimum(ys // f2, h2 - 1), np.minimum(xs // f2, w2 - 1)] = 1
-    needed = cv2.dilate(needed, np.ones((3, 3), np.uint8))  # bilinear reads neighbours
+    # Grid cells holding partial pixels (rows and columns past the last whole cell
+    # count for the last cell, as _sample clamps them there), plus neighbours.
+    blocks = cv2.dilate(partial, np.ones((f2, f2), np.uint8), anchor=(0, 0))[::f2, ::f2]
+    needed = blocks[:h2, :w2].copy()
+    needed[h2 - 1] |= blocks[h2:, :w2].max(axis=0, initial=0)
+    needed[:, w2 - 1] |= blocks[:h2, w2:].max(axis=1, initial=0)
+    needed[h2 - 1, w2 - 1] |= blocks[h2:, w2:].max(initial=0)
+    needed = cv2.dilate(needed, np.ones((3, 3), np.uint8))  # bilinear neighbours
     ty, tx = np.nonzero(_block_any(needed > 0, _TILE))
     border = (m, m + _TILE, m, m + _TILE)  # top, bottom, left, right
     img2 = cv2.copyMakeBorder(img2, *border, cv2.BORDER_REPLICATE)
     a2 = cv2.copyMakeBorder(a2, *border, cv2.BORDER_REPLICATE)
-    r = f2 / f1  # pass-1 cells per pass-2 cell; padded index j is grid index j - m
-    to_pass1 = np.array([[r, 0, (0.5 - m) * r - 0.5], [0, r, (0.5 - m) * r - 0.5]], np.float32)
-    size = (a2.shape[1], a2.shape[0])
-    fg1, bg1_2 = _warp(fg1, to_pass1, size), _warp(bg1, to_pass1, size)
     fg2 = np.zeros((h2 + _TILE, w2 + _TILE, 3), np.float32)
     for start in range(0, len(ty), _TILE_BATCH):
         batch = slice(start, start + _TILE_BATCH)
-        _small_pass(img2, a2, a_scale, fg1, bg1_2, k2, m, ty[batch], tx[batch], fg2)
+        _small_pass(img2, a2, a_scale, fg1, bg1, f2 / f1, k2, m, ty[batch], tx[batch], fg2)
 
     # Final solve at full resolution, on the partial pixels only.
     pix = img[ys, xs].astype(np.float32) * np.float32(1 / 255)
@@ -263,6 +265,7 @@ def _small_pass(
     a_scale: np.float32,
     fg1: np.ndarray,
     bg1: np.ndarray,
+    ratio: float,
     k2: int,
     margin: int,
     ty: np.ndarray,
@@ -271,10 +274,11 @@ def _small_pass(
 ) -> None:
     """Second blur-fusion pass on a batch of tiles, stacked into one tall image.
 
-    All inputs are on the padded pass-2 grid, where tile (ty, tx) with its margin
-    starts at (ty, tx) * _TILE. Each tile carries its own margin of neighbours, so
-    the box blur of the stack never mixes two tiles inside a tile's core; the
-    cores' F̂2 are written into ``fg2`` (unpadded grid).
+    ``img`` and ``alpha`` are the pass-2 grid padded by ``margin`` (and a tile), so
+    tile (ty, tx) with its margin starts at (ty, tx) * _TILE; ``fg1``/``bg1`` are the
+    pass-1 grid, ``ratio`` pass-1 cells per pass-2 cell, resampled per tile. Each
+    tile carries its own margin of neighbours, so the box blur of the stack never
+    mixes two tiles inside a tile's core; the cores' F̂2 go into ``fg2``.
     """
     n, side = len(ty), _TILE + 2 * margin
     corners = list(zip((ty * _TILE).tolist(), (tx * _TILE).tolist(), strict=True))
@@ -285,9 +289,16 @@ def _small_pass(
             out[i] = src[y : y + side, x : x + side]
         return out
 
+    def stack_pass1(src: np.ndarray) -> np.ndarray:
+        out = np.empty((n, side, side, 3), np.float32)
+        for i, (y, x) in enumerate(corners):  # padded index y is grid row y - margin
+            to_src = _to_grid(ratio, x - margin, y - margin)
+            out[i] = _warp(src, to_src, (side, side))
+        return out
+
     pix = stack(img).astype(np.float32) * np.float32(1 / 255)
     at = np.clip(stack(alpha).astype(np.float32) * a_scale, 0, 1)[..., None]
-    fg = _unmix(pix, at, stack(fg1), stack(bg1))
+    fg = _unmix(pix, at, stack_pass1(fg1), stack_pass1(bg1))
     weight = at * at
     weighted = _blur((fg * weight).reshape(n * side, side, 3), k2)
     weight = _blur(weight.reshape(n * side, side, 1), k2)
@@ -348,7 +359,10 @@ def _shrink(x: np.ndarray, f: int) -> np.ndarray:
 
 
 def _to_grid(s: float, x0: int, y0: int) -> np.ndarray:
-    """Affine map from full-resolution pixels (offset x0, y0) to a grid s times as fine."""
+    """Affine map from pixels (offset x0, y0) to a coarser grid of s cells per pixel.
+
+    Pixel centres line up: pixel x covers grid coordinate (x + 0.5) * s - 0.5.
+    """
     return np.array([[s, 0, (x0 + 0.5) * s - 0.5], [0, s, (y0 + 0.5) * s - 0.5]], np.float32)
 
 
