@@ -182,6 +182,20 @@ def test_foreground_keeps_opaque_pixels_and_accepts_uint8_alpha() -> None:
     assert not np.array_equal(from_uint8[~solid], rgb[~solid])
 
 
+def test_soft_pixels_in_the_last_odd_row_are_handled() -> None:
+    """3073 rows: the 2x-shrunk grid drops the last row, whose soft pixels still count."""
+    height, width = 3073, 600
+    alpha = np.zeros((height, width), np.float32)
+    alpha[:, :300] = 1  # red person on the left, green wall on the right
+    alpha[-1, 260:300] = 0.5  # a soft edge only in the very last row
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[:, :300] = RED.astype(np.uint8)
+    rgb[:, 300:] = GREEN.astype(np.uint8)
+    rgb[-1, 260:300] = np.rint((RED + GREEN) / 2).astype(np.uint8)
+    fg = estimate_foreground(rgb, alpha)
+    np.testing.assert_allclose(fg[-1, 260:300].mean(axis=0), RED, atol=15)  # unmixed
+
+
 def test_foreground_without_soft_pixels_is_the_image() -> None:
     rgb, alpha = red_on_green(50, 70, 4)
     hard = (alpha > 0.5).astype(np.float32)
