@@ -88,6 +88,7 @@ def guided_upsample(
     p = np.asarray(prob, dtype=np.float32)
     if p.ndim != 2:
         raise ValueError(f"prob must be (h, w), got {p.shape}")
+    p = np.clip(p, 0.0, 1.0)  # then b stays in [0, 1] where the fit is flat
     H, W = img.shape[:2]
     f = max(1, round(max(H, W) / (work_scale * max(p.shape))))
     guide = _shrink(img, f).astype(np.float32) * np.float32(1 / 255)
@@ -138,26 +139,26 @@ def _apply_coefficients(coeffs: np.ndarray, image: np.ndarray, f: int) -> np.nda
     """
     H, W = image.shape[:2]
     s = 1.0 / f
-    out = _warp(coeffs[:, :, 3], _to_grid(s, 0, 0), (W, H))
+    out = _upsample(coeffs[:, :, 3], f, (H, W))  # q = b, in [0, 1] wherever A = 0
     flat = np.abs(coeffs[:, :, :3]).max(axis=2) <= 1e-7
     near_edge = cv2.dilate((~flat).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     cells = max(1, round(128 / f))  # grid cells per tile side: tiles of ~128 pixels
     tile = cells * f
-    ones = np.ones((1, 4), np.float32)
     scaled = coeffs.copy()
-    scaled[:, :, :3] *= np.float32(1 / 255)  # applied to [R, G, B, 1] with RGB in 0..255
+    scaled[:, :, :3] *= np.float32(1 / 255)  # applied to RGB in 0..255
     for ty, tx in zip(*np.nonzero(_block_any(near_edge, cells)), strict=True):
         y0, x0 = ty * tile, tx * tile
         y1, x1 = min(H, y0 + tile), min(W, x0 + tile)
         if y0 >= H or x0 >= W:
             continue
         ab = _warp(scaled, _to_grid(s, x0, y0), (x1 - x0, y1 - y0))
-        rgb1 = np.empty((y1 - y0, x1 - x0, 4), np.float32)
-        rgb1[:, :, :3] = image[y0:y1, x0:x1]
-        rgb1[:, :, 3] = 1.0
-        q = cv2.transform(cv2.multiply(rgb1, ab), ones)
-        out[y0:y1, x0:x1] = q.reshape(y1 - y0, x1 - x0)
-    return np.clip(out, 0.0, 1.0, out=out)
+        rgb = image[y0:y1, x0:x1].astype(np.float32)
+        q = out[y0:y1, x0:x1]  # a view: written in place
+        np.copyto(q, ab[:, :, 3])
+        for c in range(3):  # plane by plane: 3x faster than cv2.multiply + transform
+            q += ab[:, :, c] * rgb[:, :, c]
+        np.clip(q, 0.0, 1.0, out=q)
+    return out
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -364,6 +365,23 @@ def _to_grid(s: float, x0: int, y0: int) -> np.ndarray:
     Pixel centres line up: pixel x covers grid coordinate (x + 0.5) * s - 0.5.
     """
     return np.array([[s, 0, (x0 + 0.5) * s - 0.5], [0, s, (y0 + 0.5) * s - 0.5]], np.float32)
+
+
+def _upsample(grid: np.ndarray, f: int, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bilinear upsampling of an f-times-shrunk single-channel grid.
+
+    Same result as _warp with _to_grid(1 / f, 0, 0), twice as fast: cv2.resize by an
+    exact integer factor writes straight into the output; the few rows and columns
+    past the grid's last whole cell repeat the last ones (the border is replicated).
+    """
+    H, W = shape
+    h, w = grid.shape
+    out = np.empty((H, W), np.float32)
+    view = out[: h * f, : w * f]
+    cv2.resize(grid, (w * f, h * f), dst=view, interpolation=cv2.INTER_LINEAR)
+    out[:, w * f :] = out[:, w * f - 1 : w * f]
+    out[h * f :] = out[h * f - 1]
+    return out
 
 
 def _warp(src: np.ndarray, to_src: np.ndarray, size: tuple[int, int]) -> np.ndarray:
