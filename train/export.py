@@ -1,6 +1,10 @@
 """Export a training checkpoint as the plain inference model that segmentation/ loads.
 
-python -m train.export runs/NAME/best.keras weights/NAME.keras
+python -m train.export runs/NAME/best.keras weights/NAME.keras [--no-tflite]
+
+Besides the .keras model (the source of truth) a float32 .tflite conversion is written
+next to it, checked against the Keras model; the Segmenter runs it with LiteRT, which
+starts without importing TensorFlow and runs the network ~3x faster on a CPU.
 """
 
 from __future__ import annotations
@@ -9,11 +13,15 @@ import argparse
 from pathlib import Path
 
 import keras
+import numpy as np
 
 import train.metrics  # noqa: F401  (registers the loss and metrics the checkpoint names)
 from segmentation.model import ENCODER_SKIP_LAYERS, build_unet
 
 MAX_EXPORT_BYTES = 10 * 1024 * 1024
+#: Largest mean absolute difference allowed between the .tflite and the Keras model's
+#: probabilities (float32 conversion gives ~1e-7).
+MAX_TFLITE_DIFFERENCE = 1e-3
 
 
 def export_model(checkpoint: str | Path, destination: str | Path) -> Path:
@@ -38,13 +46,56 @@ def export_model(checkpoint: str | Path, destination: str | Path) -> Path:
     return destination
 
 
+def export_tflite(model_path: str | Path, destination: str | Path | None = None) -> Path:
+    """Convert a saved .keras model to float32 TFLite (by default next to it) and check it.
+
+    Written after the .keras file, so the Segmenter sees it as current; a conversion
+    whose output differs from Keras by more than MAX_TFLITE_DIFFERENCE is refused
+    (and nothing is written).
+    """
+    import tensorflow as tf
+
+    model_path = Path(model_path)
+    destination = Path(destination) if destination else model_path.with_suffix(".tflite")
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    difference = _tflite_difference(model, data)
+    if difference > MAX_TFLITE_DIFFERENCE:
+        raise ValueError(f"TFLite conversion differs from Keras by {difference:.2e} on average")
+    partial = destination.with_suffix(".tflite.partial")
+    partial.write_bytes(data)
+    partial.replace(destination)
+    return destination
+
+
+def _tflite_difference(model: keras.Model, data: bytes) -> float:
+    """Mean absolute difference of the two runtimes' outputs on a smooth random image."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    size = model.input_shape[1]
+    rng = np.random.default_rng(0)
+    small = rng.uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    x = keras.ops.convert_to_numpy(keras.ops.image.resize(small, (size, size)))
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return float(np.abs(got - expected).mean())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", type=Path)
     p.add_argument("destination", type=Path)
+    p.add_argument("--no-tflite", action="store_true", help="skip the .tflite conversion")
     args = p.parse_args(argv)
     path = export_model(args.checkpoint, args.destination)
     print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if not args.no_tflite:
+        tflite = export_tflite(path)
+        print(f"exported {tflite} ({tflite.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
