@@ -353,3 +353,17 @@ def test_encode_jpeg() -> None:
     assert_pattern(decoded, 12)
     with pytest.raises(ValueError, match="transparency"):
         encode_jpeg(np.zeros((8, 8, 4), np.uint8))
+
+
+@pytest.mark.parametrize("channels", [0, 3, 4])
+def test_encode_png_default_keeps_every_pixel_of_a_cutout(channels: int) -> None:
+    """The fast default (Z_RLE, Up filter) is lossless, transparent RGB zeros included."""
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (67, 53, 4), dtype=np.uint8)
+    rgba[:, :20, 3] = 0
+    rgba[:, :20, :3] = 0
+    rgba[30:, 30:] = (10, 20, 30, 255)
+    array = rgba[:, :, 3] if channels == 0 else rgba[:, :, :channels]
+    for level in range(10):
+        decoded = np.asarray(Image.open(io.BytesIO(encode_png(array, level))))
+        np.testing.assert_array_equal(decoded, array)
