@@ -143,6 +143,10 @@ def _apply_coefficients(coeffs: np.ndarray, image: np.ndarray, f: int) -> np.nda
     out = _upsample(coeffs[:, :, 3], f, (H, W))  # q = b, in [0, 1] wherever A = 0
     flat = np.abs(coeffs[:, :, :3]).max(axis=2) <= 1e-7
     near_edge = cv2.dilate((~flat).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # Pixels past the grid's last whole cell use that cell's coefficients: their tiles
+    # need the full computation (and the clip) whenever that cell's do.
+    h, w = near_edge.shape
+    near_edge = np.pad(near_edge, ((0, -(-H // f) - h), (0, -(-W // f) - w)), mode="edge")
     cells = max(1, round(128 / f))  # grid cells per tile side: tiles of ~128 pixels
     tile = cells * f
     scaled = coeffs.copy()

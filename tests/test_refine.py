@@ -208,3 +208,18 @@ def test_foreground_rejects_mismatched_alpha() -> None:
     rgb, alpha = red_on_green(50, 70, 4)
     with pytest.raises(ValueError, match="shape"):
         estimate_foreground(rgb, alpha[:-1])
+
+
+@pytest.mark.parametrize("size", [(257, 8), (8, 257), (301, 13), (129, 200)])
+def test_guided_upsample_stays_in_range_past_the_last_whole_cell(size: tuple[int, int]) -> None:
+    """Rows and columns beyond the shrunk grid's last whole cell are clipped like the rest.
+
+    Found by hypothesis: an 8x257 photo got mask values down to -0.47 in its last row.
+    """
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        prob = rng.random((64, 64)).astype(np.float32)
+        mask = guided_upsample(prob, image)
+        assert mask.shape == size
+        assert 0.0 <= mask.min() and mask.max() <= 1.0
