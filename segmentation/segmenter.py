@@ -56,9 +56,9 @@ class SegmentationResult:
     mask: np.ndarray
     timings: dict[str, float] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def alpha(self) -> np.ndarray:
-        """(H, W) uint8 mask, 255 = person: what the PNG files hold."""
+        """(H, W) uint8 mask, 255 = person: what the PNG files hold (computed once)."""
         return compose._alpha8(self.mask, self.mask.shape)
 
     @cached_property
@@ -77,14 +77,14 @@ class SegmentationResult:
     def cutout(self, decontaminate: bool = True) -> np.ndarray:
         """(H, W, 4) RGBA person on transparency."""
         fg = self.foreground if decontaminate else self.original
-        return compose.cutout(self.original, self.mask, foreground=fg)
+        return compose.cutout(self.original, self.alpha, foreground=fg)
 
     def composite(
         self, background: tuple[int, int, int] | str | np.ndarray, decontaminate: bool = True
     ) -> np.ndarray:
         """(H, W, 3) RGB person on a colour, 'blur' or an image (see compose.composite)."""
         fg = self.foreground if decontaminate else self.original
-        return compose.composite(self.original, self.mask, background, foreground=fg)
+        return compose.composite(self.original, self.alpha, background, foreground=fg)
 
     def adjusted(self, threshold: float | None = None, softness: float = 0.0) -> SegmentationResult:
         """A new result with the mask passed through :func:`compose.adjust_mask`."""
