@@ -124,3 +124,14 @@ def test_export_writes_a_current_tflite_beside_the_model(tiny_model_path: Path, 
     main([str(tiny_model_path), str(destination)])
     assert tflite_sibling(destination) == destination.with_suffix(".tflite")
     assert Segmenter(destination).runtime == "litert"
+
+
+def test_export_can_convert_an_exported_model_alone(converted: Path, tmp_path: Path) -> None:
+    from train.export import main
+
+    keras_path = tmp_path / "model.keras"
+    shutil.copy(converted, keras_path)
+    main(["--tflite-only", str(keras_path)])
+    assert tflite_sibling(keras_path) == keras_path.with_suffix(".tflite")
+    main([str(converted), str(tmp_path / "plain.keras"), "--no-tflite"])
+    assert not (tmp_path / "plain.tflite").exists()

@@ -1,6 +1,7 @@
 """Export a training checkpoint as the plain inference model that segmentation/ loads.
 
 python -m train.export runs/NAME/best.keras weights/NAME.keras [--no-tflite]
+python -m train.export --tflite-only weights/NAME.keras
 
 Besides the .keras model (the source of truth) a float32 .tflite conversion is written
 next to it, checked against the Keras model; the Segmenter runs it with LiteRT, which
@@ -24,11 +25,12 @@ MAX_EXPORT_BYTES = 10 * 1024 * 1024
 MAX_TFLITE_DIFFERENCE = 1e-3
 
 
-def export_model(checkpoint: str | Path, destination: str | Path) -> Path:
+def export_model(checkpoint: str | Path, destination: str | Path, *, tflite: bool = True) -> Path:
     """Copy the weights into a freshly built, uncompiled model and save it.
 
     The result holds only standard Keras layers, so it loads with safe_mode on and
-    needs neither the training code nor the optimizer state.
+    needs neither the training code nor the optimizer state. With ``tflite`` the
+    LiteRT conversion is written beside it (see :func:`export_tflite`).
     """
     trained = keras.saving.load_model(checkpoint, compile=False)
     size = trained.input_shape[1]
@@ -43,6 +45,8 @@ def export_model(checkpoint: str | Path, destination: str | Path) -> Path:
     model.save(destination)
     if destination.stat().st_size > MAX_EXPORT_BYTES:
         raise ValueError(f"{destination} is over {MAX_EXPORT_BYTES} bytes")
+    if tflite:
+        export_tflite(destination)
     return destination
 
 
@@ -87,15 +91,28 @@ def _tflite_difference(model: keras.Model, data: bytes) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("destination", type=Path)
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="training checkpoint (or, with --tflite-only, an exported .keras model)",
+    )
+    p.add_argument("destination", type=Path, nargs="?", help="where to write the .keras model")
     p.add_argument("--no-tflite", action="store_true", help="skip the .tflite conversion")
+    p.add_argument(
+        "--tflite-only",
+        action="store_true",
+        help="only convert an already exported .keras model, writing .tflite beside it",
+    )
     args = p.parse_args(argv)
-    path = export_model(args.checkpoint, args.destination)
-    print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    if not args.no_tflite:
-        tflite = export_tflite(path)
-        print(f"exported {tflite} ({tflite.stat().st_size / 1e6:.1f} MB)")
+    if args.tflite_only:
+        written = [export_tflite(args.checkpoint)]
+    else:
+        if args.destination is None:
+            p.error("the destination .keras path is required")
+        path = export_model(args.checkpoint, args.destination, tflite=not args.no_tflite)
+        written = [path] if args.no_tflite else [path, path.with_suffix(".tflite")]
+    for path in written:
+        print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":
