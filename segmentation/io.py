@@ -25,6 +25,7 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segmentation.errors import ImageError
+from segmentation.png import encode_png_rle
 
 pillow_heif.register_heif_opener()
 
@@ -63,24 +64,28 @@ _FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF", "AVIF")
 _SUPPORTED = "JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF"
 
 #: PNG compression for results: 0 stores, 1 is the fast setting below, 2..9 are zlib
-#: levels with libpng's adaptive per-row filters. Measured with cv2.imencode on a 12 MP
-#: (4000x3000) RGBA cutout (a person photo upscaled, sensor-like grain added; 43 %
-#: opaque, 40 % fully transparent with RGB zeroed) on the 2-core dev machine, best of
-#: 2-3, while a training job loaded the CPU:
+#: levels with libpng's adaptive per-row filters. Measured on a 12 MP (4000x3000)
+#: RGBA cutout (a person photo upscaled, sensor-like grain added; 43 % opaque, 40 %
+#: fully transparent with RGB zeroed) on the 2-core dev machine, best of 2-3, while a
+#: training job loaded the CPU:
 #:
-#:   setting                                          time         size
-#:   0  stored                                        0.42 s       48.1 MB
-#:   1  Z_RLE, Up filter on every row  (default)      0.28-0.35 s  10.2 MB
-#:      before: zlib level 1, adaptive filters        0.66-0.72 s  10.2 MB
-#:   2  zlib level 2, adaptive filters                0.70 s        9.9 MB
+#:   setting                                               time         size
+#:   0  stored (cv2)                                       0.42 s       48.1 MB
+#:   1  Up filter on every row, Z_RLE, zlib-ng, bands      0.21-0.23 s  10.1 MB
+#:      on all cores (segmentation.png; default)
+#:      the same recipe in cv2 (system zlib, one core)     0.28-0.35 s  10.2 MB
+#:      before: cv2 zlib level 1, adaptive filters         0.66-0.72 s  10.2 MB
+#:   2  cv2 zlib level 2, adaptive filters                 0.70 s        9.9 MB
 #:
 #: Choosing among five filters for every row costs as much as the deflate itself, and
 #: the Up filter alone gives the same size here; Z_RLE only looks for runs of one
 #: repeated byte, which is what Up-filtered flat areas and the zeroed transparency
-#: mostly are. The greyscale mask: 101 -> 43 ms, 0.85 -> 0.61 MB; an opaque RGB
-#: composite: 0.75 -> 0.34 s, 12.6 -> 11.1 MB. Pillow 13 (zlib-ng inside, its own
-#: filter choice) took 0.64 s at level 1 and 2.7 s for 8.3 MB at level 6; each level
-#: above 1 buys a few % of size for a lot of time.
+#: mostly are. zlib-ng's Z_RLE is ~1.5x faster than zlib 1.2's, and writing the PNG
+#: ourselves skips OpenCV's RGBA -> BGRA copy. The greyscale mask: 101 -> 19 ms, 0.85
+#: -> 0.61 MB. Pillow 13 (zlib-ng inside, its own filter choice) took 0.64 s at
+#: level 1 and 2.7 s for 8.3 MB at level 6; each level above 1 buys a few % of size
+#: for a lot of time. (The bands run on separate threads: under the training load
+#: two threads were no faster than one.)
 DEFAULT_PNG_COMPRESSION = 1
 
 
@@ -150,21 +155,22 @@ def encode_png(array: np.ndarray, compression: int = DEFAULT_PNG_COMPRESSION) ->
     """Encode grey (H, W), RGB (H, W, 3) or RGBA (H, W, 4) uint8/uint16 as PNG bytes.
 
     Lossless at every ``compression`` (see DEFAULT_PNG_COMPRESSION for what each
-    costs). OpenCV wants BGR(A), hence the channel swap.
+    costs). 8-bit images at the default go through :mod:`segmentation.png` (Up
+    filter, Z_RLE, all cores); the rest through OpenCV, which wants BGR(A).
     """
     a = np.asarray(array)
     if a.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"encode_png needs uint8 or uint16 pixels, got {a.dtype}")
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
-    if a.ndim == 3 and a.shape[2] == 3:
-        a = cv2.cvtColor(a, cv2.COLOR_RGB2BGR)
-    elif a.ndim == 3 and a.shape[2] == 4:
-        a = cv2.cvtColor(a, cv2.COLOR_RGBA2BGRA)
-    elif a.ndim != 2:
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
         raise ValueError(f"encode_png needs (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
     if not 0 <= compression <= 9:
         raise ValueError(f"PNG compression must be 0..9, got {compression}")
+    if compression == 1 and a.dtype == np.uint8:
+        return encode_png_rle(a)
+    if a.ndim == 3:
+        a = cv2.cvtColor(a, cv2.COLOR_RGB2BGR if a.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
     ok, buf = cv2.imencode(".png", a, _png_params(int(compression)))
     if not ok:
         raise ValueError(f"could not encode a {a.shape} image as PNG")
@@ -174,7 +180,7 @@ def encode_png(array: np.ndarray, compression: int = DEFAULT_PNG_COMPRESSION) ->
 def _png_params(compression: int) -> list[int]:
     """cv2.imencode parameters for a DEFAULT_PNG_COMPRESSION-style setting."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
-    if compression == 1:
+    if compression == 1:  # 16-bit images: the same recipe, on one core
         params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
         params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
     return params
