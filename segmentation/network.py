@@ -43,7 +43,8 @@ def tflite_sibling(keras_path: Path) -> Path | None:
     """The exported ``.tflite`` beside ``keras_path``, if it exists and is not older.
 
     An older .tflite was converted from a previous model: using it would silently
-    serve stale weights, so the .keras file wins then.
+    serve stale weights, so the .keras file wins then. (A git checkout writes files
+    in name order, so a .tflite committed with its .keras still comes out newer.)
     """
     candidate = keras_path.with_suffix(".tflite")
     try:
