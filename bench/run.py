@@ -186,6 +186,7 @@ def verdict(ok: bool) -> str:
 def render(
     model: Path,
     params: int,
+    runtime: str,
     repeat: int,
     network: tuple[int, float],
     photos: list[PhotoTiming],
@@ -202,7 +203,8 @@ def render(
         "",
         f"Machine: {machine_line()}.",
         "",
-        f"Code {git_revision()}; model `{model}` ({params:,} parameters, input {side}x{side}); "
+        f"Code {git_revision()}; model `{model}` (run by {runtime}"
+        f"{f', {params:,} parameters' if params else ''}, input {side}x{side}); "
         f"medians of {repeat} runs after one warm-up; command `python -m bench.run"
         f"{' ' + ' '.join(argv) if argv else ''}`.",
         "",
@@ -224,7 +226,7 @@ def render(
         "|---|---|---|---|",
         f"| network alone, {side}x{side} input | {network_ms:.1f} ms | | |",
         f"| cold start: fresh process to model loaded | {cold['ready']:.2f} s "
-        f"(package import {cold['import']:.2f} s, Segmenter(): TensorFlow, model, tracing "
+        f"(package import {cold['import']:.2f} s, Segmenter(): runtime, model, tracing "
         f"{cold['load']:.2f} s) "
         f"| ≤ {TARGET_COLD_START_S:.0f} s | {verdict(cold['ready'] <= TARGET_COLD_START_S)} |",
         f"| first prediction after cold start (640x480) | {cold['first_predict']:.2f} s | | |",
@@ -272,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     segmenter = Segmenter(model)
     params = _count_params(segmenter)
+    runtime = str(getattr(segmenter, "runtime", "keras"))
     log("bench: network ...")
     network = time_network(segmenter, args.repeat)
     photos = []
@@ -293,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
 
         memory = memory_section(model, count=args.memory_count)
 
-    text = render(model, params, args.repeat, network, photos, cold, batch, peak_rss, memory, argv)
+    text = render(
+        model, params, runtime, args.repeat, network, photos, cold, batch, peak_rss, memory, argv
+    )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
@@ -302,12 +307,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _count_params(segmenter: Any) -> int:
-    """Parameters of the loaded network, whatever the Segmenter calls its model."""
-    for name in ("model", "_model", "network", "_network"):
-        model = getattr(segmenter, name, None)
-        if hasattr(model, "count_params"):
-            return int(model.count_params())
-    return 0
+    """Parameters of the loaded Keras model; 0 when it runs on LiteRT (not counted)."""
+    network = getattr(segmenter, "_network", segmenter)
+    model = getattr(network, "_model", None)
+    return int(model.count_params()) if hasattr(model, "count_params") else 0
 
 
 if __name__ == "__main__":
