@@ -90,6 +90,14 @@ def predict(digest: str, _data: bytes, refine: bool, path: str) -> SegmentationR
     return get_segmenter(path).predict(_data, refine=refine)
 
 
+@st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
+def preview_base(
+    digest: str, refine: bool, path: str, _prediction: SegmentationResult
+) -> tuple[np.ndarray, np.ndarray]:
+    """The photo and its mask shrunk for the page, once per photo rather than per rerun."""
+    return fit_preview(_prediction.original), fit_preview(_prediction.mask)
+
+
 @st.cache_data(max_entries=24, ttl=3600, show_spinner=False)
 def export(
     kind: str,
@@ -282,12 +290,10 @@ def show_photo(index: int, outcome: PhotoOutcome, settings: Settings, path: str)
         )
 
         # Previews are computed on a downscaled copy: cheap enough for every rerun.
-        small = fit_preview(original)
+        small, small_mask = preview_base(outcome.digest, settings.refine, path, prediction)
         hard, threshold, softness = settings.edges
         softness *= small.shape[1] / original.shape[1]
-        preview = SegmentationResult(
-            small, final_mask(fit_preview(prediction.mask), hard, threshold, softness)
-        )
+        preview = SegmentationResult(small, final_mask(small_mask, hard, threshold, softness))
         if settings.background is None:
             result_view = over_checkerboard(preview.cutout())
         else:

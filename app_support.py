@@ -43,8 +43,8 @@ UNEXPECTED_ERROR = (
 )
 
 
-#: What the app caches per photo: segmentation's own result (original, mask, timings).
-#: It pickles, so st.cache_data can keep it; the alias keeps app-facing code short.
+#: What the app keeps per photo: segmentation's own result (original, mask, timings).
+#: The name is what process_photo's callers build (tests construct it positionally).
 Prediction = SegmentationResult
 
 
