@@ -223,3 +223,22 @@ def test_guided_upsample_stays_in_range_past_the_last_whole_cell(size: tuple[int
         mask = guided_upsample(prob, image)
         assert mask.shape == size
         assert 0.0 <= mask.min() and mask.max() <= 1.0
+
+
+def test_chunks_and_tile_batches_do_not_change_the_foreground(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Soft pixels are solved in chunks and tiles blurred in batches: same pixels."""
+    import segmentation.refine as refine
+
+    rgb = cv2.resize(scene(480, 640, seed=3)[1], (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    noise = np.random.default_rng(3).integers(0, 40, rgb.shape, dtype=np.uint8)
+    rgb = cv2.add(rgb, noise)  # grain: many soft pixels after the guided filter
+    prob = cv2.GaussianBlur(np.random.default_rng(4).random((48, 64), np.float32), (0, 0), 3)
+    alpha = guided_upsample(np.clip((prob - prob.mean()) * 20 + 0.5, 0, 1), rgb)
+    soft = (alpha > 0.5 / 255) & (alpha < 254.5 / 255)
+    assert soft.sum() > 20000  # enough soft pixels for several chunks
+    whole = estimate_foreground(rgb, alpha)
+    monkeypatch.setattr(refine, "_SOLVE_CHUNK", 5000)
+    monkeypatch.setattr(refine, "_TILE_BATCH", 3)
+    np.testing.assert_array_equal(estimate_foreground(rgb, alpha), whole)
