@@ -1,6 +1,6 @@
 """Export a training checkpoint as the plain inference model that segmentation/ loads.
 
-python -m train.export runs/NAME/best.keras weights/NAME.keras [--no-tflite]
+python -m train.export runs/NAME/best.keras weights/NAME.keras [--size S] [--no-tflite]
 python -m train.export --tflite-only weights/NAME.keras
 
 Besides the .keras model (the source of truth) a float32 .tflite conversion is written
@@ -25,15 +25,23 @@ MAX_EXPORT_BYTES = 10 * 1024 * 1024
 MAX_TFLITE_DIFFERENCE = 1e-3
 
 
-def export_model(checkpoint: str | Path, destination: str | Path, *, tflite: bool = True) -> Path:
+def export_model(
+    checkpoint: str | Path,
+    destination: str | Path,
+    *,
+    input_size: int | None = None,
+    tflite: bool = True,
+) -> Path:
     """Copy the weights into a freshly built, uncompiled model and save it.
 
     The result holds only standard Keras layers, so it loads with safe_mode on and
-    needs neither the training code nor the optimizer state. With ``tflite`` the
-    LiteRT conversion is written beside it (see :func:`export_tflite`).
+    needs neither the training code nor the optimizer state. The network is fully
+    convolutional: ``input_size`` may differ from the training size (a larger input sees
+    small, distant people better; ``python -m train.variants`` measures the trade-off).
+    With ``tflite`` the LiteRT conversion is written beside it (see :func:`export_tflite`).
     """
     trained = keras.saving.load_model(checkpoint, compile=False)
-    size = trained.input_shape[1]
+    size = input_size or trained.input_shape[1]
     filters = tuple(
         trained.get_layer(f"decoder_block{i + 1}_conv1").filters
         for i in range(len(ENCODER_SKIP_LAYERS))
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         help="training checkpoint (or, with --tflite-only, an exported .keras model)",
     )
     p.add_argument("destination", type=Path, nargs="?", help="where to write the .keras model")
+    p.add_argument("--size", type=int, help="network input side (default: the training size)")
     p.add_argument("--no-tflite", action="store_true", help="skip the .tflite conversion")
     p.add_argument(
         "--tflite-only",
@@ -109,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args.destination is None:
             p.error("the destination .keras path is required")
-        path = export_model(args.checkpoint, args.destination, tflite=not args.no_tflite)
+        path = export_model(
+            args.checkpoint, args.destination, input_size=args.size, tflite=not args.no_tflite
+        )
         written = [path] if args.no_tflite else [path, path.with_suffix(".tflite")]
     for path in written:
         print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
