@@ -200,7 +200,8 @@ def test_upload_photo_and_download_transparent_png(page, model_path: Path, tmp_p
     )
 
     photo = tmp_path / "portrait.jpg"
-    source = Image.open(EXAMPLE).convert("RGB").resize((480, 640))
+    # A 3:4 crop of the example (flag mostly cut off), upscaled: a portrait-format upload.
+    source = Image.open(EXAMPLE).convert("RGB").crop((96, 0, 480, 512)).resize((480, 640))
     source.save(photo, quality=92)
     key = _key(0, photo.read_bytes())
     page.locator(".st-key-photos input[type=file]").set_input_files(str(photo))
@@ -217,11 +218,11 @@ def test_upload_photo_and_download_transparent_png(page, model_path: Path, tmp_p
         _save_screenshots(page)
 
     if model_path == _trained_weights():
-        # The example's corners are flag, background, flag and helmet: check the plain
-        # background (top right) and the face rather than all four corners.
+        # The bottom corners are suit and helmet; the top ones are plain background.
         alpha = np.asarray(result)[:, :, 3].astype(np.float32)
-        assert alpha[:40, -40:].mean() < 64, "the background corner is transparent"
-        assert alpha[130:170, 190:230].mean() > 192, "the face is opaque"
+        assert alpha[:40, :40].mean() < 64, "the top left corner is transparent"
+        assert alpha[:40, -40:].mean() < 64, "the top right corner is transparent"
+        assert alpha[130:170, 141:181].mean() > 192, "the face is opaque"
 
 
 def test_batch_with_a_bad_file_reports_it_and_zips_the_rest(page, tmp_path: Path) -> None:
