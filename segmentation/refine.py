@@ -20,12 +20,17 @@ float32; nothing here imports TensorFlow.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple, TypeVar
 
 import cv2
 import numpy as np
 
 __all__ = ["estimate_foreground", "guided_upsample", "sharpen_probability", "upsample_bilinear"]
+
+T = TypeVar("T")
 
 #: Defaults of :func:`guided_upsample`, tuned on 80 validation photos of the training
 #: set (~450 px) with a simulated network output: the true mask squashed to 32..128 px,
@@ -240,15 +245,20 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     img2 = cv2.copyMakeBorder(img2, *border, cv2.BORDER_REPLICATE)
     a2 = cv2.copyMakeBorder(a2, *border, cv2.BORDER_REPLICATE)
     fg2 = np.zeros((h2 + _TILE, w2 + _TILE, 3), np.float32)
-    for start in range(0, len(ty), _TILE_BATCH):
-        batch = slice(start, start + _TILE_BATCH)
-        _small_pass(img2, a2, a_scale, fg1, bg1, f2 / f1, k2, m, ty[batch], tx[batch], fg2)
+    batches = [slice(i, i + _TILE_BATCH) for i in range(0, len(ty), _TILE_BATCH)]
+    _in_threads(
+        lambda b: _small_pass(img2, a2, a_scale, fg1, bg1, f2 / f1, k2, m, ty[b], tx[b], fg2),
+        batches,
+    )
 
     # Final solve at full resolution, on the partial pixels only, a chunk at a time.
     grids = _Grids(fg2[:h2, :w2], f2, bg1, f1)
+    # At least one chunk per thread (when there is work enough), at most ~1 M pixels.
     points = points.reshape(-1, 2)
-    for start in range(0, len(points), _SOLVE_CHUNK):
-        _solve(img, a_in, a_scale, points[start : start + _SOLVE_CHUNK], grids, out)
+    threads = max(1, min(_THREADS, len(points) // _SOLVE_MIN_PER_THREAD))
+    step = min(_SOLVE_CHUNK, -(-len(points) // threads))
+    chunks = [points[i : i + step] for i in range(0, len(points), step)]
+    _in_threads(lambda c: _solve(img, a_in, a_scale, c, grids, out), chunks)
     return out
 
 
@@ -266,6 +276,22 @@ _TILE_BATCH = 128
 #: Soft pixels solved together: ~50 MB of float32 temporaries whatever the photo's
 #: size (a 50 MP portrait has ~9 M soft pixels; solving them at once took ~1 GB).
 _SOLVE_CHUNK = 1 << 20
+#: The fewest soft pixels worth a thread of their own.
+_SOLVE_MIN_PER_THREAD = 1 << 16
+#: Threads for the tile batches and solve chunks: NumPy and OpenCV release the GIL.
+#: On the idle 2-core machine, 12 MP with 2.0 M soft pixels: 303 -> 259 ms (median of
+#: 10). guided_upsample's tile loop gained nothing from threads and stays serial.
+_THREADS = os.cpu_count() or 1
+
+
+def _in_threads(work: Callable[[T], None], items: list[T]) -> None:
+    """Run ``work`` on every item on up to _THREADS threads; items must write apart."""
+    if _THREADS > 1 and len(items) > 1:
+        with ThreadPoolExecutor(min(_THREADS, len(items))) as pool:
+            list(pool.map(work, items))  # list() re-raises a worker's exception
+    else:
+        for item in items:
+            work(item)
 
 
 class _Grids(NamedTuple):

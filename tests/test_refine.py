@@ -225,10 +225,11 @@ def test_guided_upsample_stays_in_range_past_the_last_whole_cell(size: tuple[int
         assert 0.0 <= mask.min() and mask.max() <= 1.0
 
 
-def test_chunks_and_tile_batches_do_not_change_the_foreground(
+def test_chunks_batches_and_threads_do_not_change_the_foreground(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Soft pixels are solved in chunks and tiles blurred in batches: same pixels."""
+    """Soft pixels are solved in chunks and tiles blurred in batches, on several threads
+    or on one: the same pixels."""
     import segmentation.refine as refine
 
     rgb = cv2.resize(scene(480, 640, seed=3)[1], (1600, 1200), interpolation=cv2.INTER_CUBIC)
@@ -238,7 +239,11 @@ def test_chunks_and_tile_batches_do_not_change_the_foreground(
     alpha = guided_upsample(np.clip((prob - prob.mean()) * 20 + 0.5, 0, 1), rgb)
     soft = (alpha > 0.5 / 255) & (alpha < 254.5 / 255)
     assert soft.sum() > 20000  # enough soft pixels for several chunks
+    monkeypatch.setattr(refine, "_THREADS", 1)
     whole = estimate_foreground(rgb, alpha)
     monkeypatch.setattr(refine, "_SOLVE_CHUNK", 5000)
     monkeypatch.setattr(refine, "_TILE_BATCH", 3)
+    np.testing.assert_array_equal(estimate_foreground(rgb, alpha), whole)
+    monkeypatch.setattr(refine, "_THREADS", 3)
+    monkeypatch.setattr(refine, "_SOLVE_MIN_PER_THREAD", 1000)
     np.testing.assert_array_equal(estimate_foreground(rgb, alpha), whole)
