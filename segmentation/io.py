@@ -66,16 +66,17 @@ _SUPPORTED = "JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF"
 #: PNG compression for results: 0 stores, 1 is the fast setting below, 2..9 are zlib
 #: levels with libpng's adaptive per-row filters. Measured on a 12 MP (4000x3000)
 #: RGBA cutout (a person photo upscaled, sensor-like grain added; 43 % opaque, 40 %
-#: fully transparent with RGB zeroed) on the 2-core dev machine, best of 2-3, while a
-#: training job loaded the CPU:
+#: fully transparent with RGB zeroed) on the 2-core dev machine, median of 5, idle
+#: (under a training job's load in brackets, best of 2-3):
 #:
-#:   setting                                               time         size
-#:   0  stored (cv2)                                       0.42 s       48.1 MB
-#:   1  Up filter on every row, Z_RLE, zlib-ng, bands      0.21-0.23 s  10.1 MB
-#:      on all cores (segmentation.png; default)
-#:      the same recipe in cv2 (system zlib, one core)     0.28-0.35 s  10.2 MB
-#:      before: cv2 zlib level 1, adaptive filters         0.66-0.72 s  10.2 MB
-#:   2  cv2 zlib level 2, adaptive filters                 0.70 s        9.9 MB
+#:   setting                                               time                size
+#:   0  stored (cv2)                                       (0.42 s)            48.1 MB
+#:   1  Up filter on every row, Z_RLE, zlib-ng, bands      0.13 s (0.21 s)     10.1 MB
+#:      on 2 threads (segmentation.png; default)
+#:      the same on one thread                             0.22 s
+#:      the same recipe in cv2 (system zlib, one core)     0.35 s (0.28-0.35)  10.2 MB
+#:      before: cv2 zlib level 1, adaptive filters         0.63 s (0.66-0.72)  10.2 MB
+#:   2  cv2 zlib level 2, adaptive filters                 (0.70 s)             9.9 MB
 #:
 #: Choosing among five filters for every row costs as much as the deflate itself, and
 #: the Up filter alone gives the same size here; Z_RLE only looks for runs of one
@@ -84,8 +85,7 @@ _SUPPORTED = "JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF"
 #: ourselves skips OpenCV's RGBA -> BGRA copy. The greyscale mask: 101 -> 19 ms, 0.85
 #: -> 0.61 MB. Pillow 13 (zlib-ng inside, its own filter choice) took 0.64 s at
 #: level 1 and 2.7 s for 8.3 MB at level 6; each level above 1 buys a few % of size
-#: for a lot of time. (The bands run on separate threads: under the training load
-#: two threads were no faster than one.)
+#: for a lot of time.
 DEFAULT_PNG_COMPRESSION = 1
 
 
