@@ -49,7 +49,7 @@ from segmentation import (
     Segmenter,
     load_image,
 )
-from segmentation.compose import DEFAULT_OVERLAY_COLOR
+from segmentation.compose import DEFAULT_OVERLAY_COLOR, parse_color
 
 EXAMPLE_PATH = Path(__file__).resolve().parent / "assets" / "example.png"
 EXAMPLE_CREDIT = "Eileen Collins, NASA (public domain)"
@@ -120,12 +120,6 @@ def load_background(digest: str, _data: bytes) -> np.ndarray:
     return load_image(_data)
 
 
-def hex_to_rgb(value: str) -> tuple[int, int, int]:
-    """``#rrggbb`` from st.color_picker -> (r, g, b)."""
-    value = value.lstrip("#")
-    return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
-
-
 def sidebar() -> Settings:
     """All settings, in the sidebar so the results keep the page width."""
     sb = st.sidebar
@@ -164,7 +158,7 @@ def sidebar() -> Settings:
     background_key = "transparent"
     if choice == "Colour":
         colour = sb.color_picker("Colour", "#FFFFFF", key="bg_colour")
-        background, background_key = hex_to_rgb(colour), f"colour:{colour}"
+        background, background_key = parse_color(colour), f"colour:{colour}"
     elif choice == "Blurred original":
         background, background_key = "blur", "blur"
     elif choice == "Image":
@@ -189,7 +183,7 @@ def sidebar() -> Settings:
         edges=(hard_edges, float(threshold), float(softness)),
         background=background,
         background_key=background_key,
-        overlay_colour=hex_to_rgb(overlay_colour),
+        overlay_colour=parse_color(overlay_colour),
         opacity=float(opacity),
     )
 
