@@ -74,6 +74,14 @@ def build_unet(
     return keras.Model(encoder.input, probability, name=name)
 
 
+def decoder_filters_of(model: keras.Model) -> tuple[int, ...]:
+    """The ``decoder_filters`` a model was built with, read from its named decoder layers."""
+    return tuple(
+        model.get_layer(f"decoder_block{i}_conv1").filters
+        for i in range(1, len(ENCODER_SKIP_LAYERS) + 1)
+    )
+
+
 def _decoder_block(x: keras.KerasTensor, skip: keras.KerasTensor, filters: int, name: str):
     """Upsample x2, fuse the skip, then two separable 3x3 convs (cheap on a CPU)."""
     x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample")(x)

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 import train.metrics  # noqa: F401  (registers the loss and metrics the checkpoint names)
-from segmentation.model import ENCODER_SKIP_LAYERS, build_unet
+from segmentation.model import build_unet, decoder_filters_of
 
 MAX_EXPORT_BYTES = 10 * 1024 * 1024
 #: Largest mean absolute difference allowed between the .tflite and the Keras model's
@@ -42,11 +42,7 @@ def export_model(
     """
     trained = keras.saving.load_model(checkpoint, compile=False)
     size = input_size or trained.input_shape[1]
-    filters = tuple(
-        trained.get_layer(f"decoder_block{i + 1}_conv1").filters
-        for i in range(len(ENCODER_SKIP_LAYERS))
-    )
-    model = build_unet(size, filters)
+    model = build_unet(size, decoder_filters_of(trained))
     model.set_weights(trained.get_weights())
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 import train.metrics  # noqa: F401  (registers the checkpoint's loss and metrics)
 from segmentation import Segmenter
-from segmentation.model import build_unet
+from segmentation.model import build_unet, decoder_filters_of
 from train.data import read_split
 from train.evaluate import evaluate, summarize
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     trained = keras.saving.load_model(args.checkpoint, compile=False)
-    filters = tuple(trained.get_layer(f"decoder_block{i}_conv1").filters for i in range(1, 5))
+    filters = decoder_filters_of(trained)
     samples = read_split(args.data, args.split)[: args.limit or None]
     print(f"| input | decoder | params | network ms | val IoU | val boundary F1 |\n|{'---|' * 6}")
     with tempfile.TemporaryDirectory() as tmp:
