@@ -11,12 +11,15 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Stamps re-run pip only when a requirements file is newer than the last install.
-$(VENV)/.runtime-installed: requirements.txt | $(PY)
-	$(PY) -m pip install --quiet -r requirements.txt
+# The project itself is installed editable, so `nobg` is on the venv's PATH and the
+# checkout's code and weights/ are what it runs.
+$(VENV)/.runtime-installed: requirements.txt pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(PY)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+# Tests also cover the optional Ray engine: the [ray] extra, pinned in requirements-dev.txt.
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e ".[ray]"
 	touch $(VENV)/.runtime-installed $@
 
 app: $(VENV)/.runtime-installed

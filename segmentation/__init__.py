@@ -16,6 +16,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: The package version (pyproject.toml reads it from here; ``nobg --version`` prints it).
+__version__ = "0.2.0"
+
 if TYPE_CHECKING:
     from segmentation.compose import adjust_mask, composite, cutout, overlay, parse_color
     from segmentation.errors import ImageError

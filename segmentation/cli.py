@@ -1,7 +1,8 @@
 """Command line: remove the background from photos of people, in bulk.
 
-    python -m segmentation cutout photos/ -o out/
-    python -m segmentation mask IMG_0001.HEIC -o masks/
+    nobg cutout photos/ -o out/                # or: python -m segmentation cutout ...
+    nobg mask IMG_0001.HEIC -o masks/
+    nobg serve --port 8000                     # HTTP API (segmentation.api)
 
 Only argument handling, file discovery and reporting live here; the work is done by
 :class:`segmentation.Segmenter`. TensorFlow is imported only once there is work to
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from segmentation import __version__
 from segmentation.errors import ImageError
 from segmentation.io import IMAGE_EXTENSIONS, encode_png, load_image
+from segmentation.resources import MODEL_ENV, load_segmenter
 
 DESCRIPTION = """\
 Remove the background from photos of people, at full resolution.
@@ -32,10 +35,11 @@ commands:
            or on --background (RGB)
   mask     write OUTDIR/<name>.png: the soft mask, 8-bit greyscale, the input's
            width and height, 255 = person, 0 = background
+  serve    HTTP API on localhost: POST a photo, get the cutout, mask or composite
 
 {inputs}
 
-Run `python -m segmentation COMMAND --help` for the command's options."""
+Run `{prog} COMMAND --help` for the command's options."""
 
 EPILOG = """\
 exit status: 0 when every image was written, 1 when any failed (each failure prints
@@ -49,7 +53,8 @@ examples:
   python -m segmentation mask a.png b.heic -o masks/ --no-refine"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m segmentation") -> argparse.ArgumentParser:
+    """All subcommands; ``prog`` is how the user called us (``nobg`` or ``python -m ...``)."""
     inputs = textwrap.fill(
         "INPUT is any mix of image files and folders. Folders are searched recursively "
         f"(hidden files skipped) for {' '.join(sorted(IMAGE_EXTENSIONS))} in any case; "
@@ -57,11 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         width=80,
     )
     parser = argparse.ArgumentParser(
-        prog="python -m segmentation",
-        description=DESCRIPTION.format(inputs=inputs),
+        prog=prog,
+        description=DESCRIPTION.format(inputs=inputs, prog=prog),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
@@ -73,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="PATH",
-        help="Keras model file (default: weights/person_unet.keras in the repository)",
+        help=f"Keras model file (default: ${MODEL_ENV}, else the shipped "
+        "weights/person_unet.keras)",
     )
     common.add_argument(
         "--no-refine",
@@ -120,13 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from segmentation.cli_serve import add_serve_parser
+
+    add_serve_parser(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m segmentation") -> int:
     """Run the CLI; returns the exit status (0 all written, 1 any failure)."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is not None:  # serve: its own module
+        return args.handler(args)
     logging.getLogger("PIL").setLevel(logging.CRITICAL)  # else a bad TIFF adds a 2nd line
     background = _parse_background(parser, getattr(args, "background", "transparent"))
 
@@ -139,11 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from segmentation.segmenter import Segmenter
-
     try:
         with _native_stderr_silenced():
-            segmenter = Segmenter(args.model)
+            segmenter = load_segmenter(args.model)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -300,6 +310,11 @@ def _error(path: Path, reason: str, progress=None) -> None:
         progress.write(line, file=sys.stderr)
     else:
         print(line, file=sys.stderr)
+
+
+def console() -> None:
+    """Entry point of the ``nobg`` command that ``pip install`` puts on the PATH."""
+    sys.exit(main(prog="nobg"))
 
 
 if __name__ == "__main__":

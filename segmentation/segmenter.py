@@ -33,11 +33,13 @@ from segmentation.refine import (
     sharpen_probability,
     upsample_bilinear,
 )
+from segmentation.resources import default_model_path
 
 __all__ = ["DEFAULT_MODEL_PATH", "SegmentationResult", "Segmenter"]
 
-#: Where training exports the model (``python -m train.export``).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "weights" / "person_unet.keras"
+#: The shipped model: the checkout's weights/ (where ``python -m train.export`` writes),
+#: or the copy inside an installed package (see :mod:`segmentation.resources`).
+DEFAULT_MODEL_PATH = default_model_path()
 
 ImageSource = np.ndarray | str | os.PathLike[str] | bytes | BinaryIO
 
