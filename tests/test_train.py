@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,9 +14,26 @@ import tensorflow as tf
 from PIL import Image
 
 from segmentation import Segmenter
-from train.data import AugmentConfig, DatasetError, augment, build_cache, read_split
+from train.data import (
+    AugmentConfig,
+    DatasetError,
+    augment,
+    build_cache,
+    geometric,
+    make_mixed_dataset,
+    paste_person,
+    read_split,
+)
 from train.export import export_model
+from train.metrics import BceDiceLoss, boundary_band
 from train.train import main as train_main
+from train.train import parse_source
+
+#: Geometry only: no colour, blur or noise changes, no portrait crops, no pasting.
+GEOMETRY_ONLY = AugmentConfig(
+    brightness=0, contrast=(1, 1), saturation=(1, 1), hue=0,
+    blur_probability=0, noise_probability=0, grey_probability=0,
+)  # fmt: skip
 
 
 def _write_dataset(root: Path, n_train: int = 6, n_val: int = 2, size: int = 48) -> Path:
@@ -78,10 +97,7 @@ def test_cache_is_reused(tmp_path):
 
 def test_augment_moves_photo_and_mask_together():
     """With colour changes off, a photo that equals its mask must still equal it."""
-    geometry_only = AugmentConfig(
-        brightness=0, contrast=(1, 1), saturation=(1, 1), hue=0,
-        blur_probability=0, noise_probability=0, grey_probability=0,
-    )  # fmt: skip
+    geometry_only = GEOMETRY_ONLY
     yy, xx = np.mgrid[:80, :80]
     mask = (((xx - 30) ** 2 + (yy - 45) ** 2) < 300).astype(np.uint8) * 255
     photo = np.repeat(mask[..., None], 3, axis=2)
@@ -104,6 +120,113 @@ def test_augment_changes_colours_but_not_mask_range():
     for img, m in outputs:
         assert 0 <= float(tf.reduce_min(img)) and float(tf.reduce_max(img)) <= 255
         assert 0 <= float(tf.reduce_min(m)) and float(tf.reduce_max(m)) <= 1
+
+
+def _standing_figure(size: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """A tall figure: a red head (top fifth) on a blue body, on black; mask 255 = figure."""
+    mask = np.zeros((size, size), np.uint8)
+    mask[10:110, 45:75] = 255
+    photo = np.zeros((size, size, 3), np.uint8)
+    photo[10:110, 45:75] = (0, 0, 255)
+    photo[10:30, 45:75] = (255, 0, 0)
+    return photo, mask
+
+
+def test_upper_body_crops_frame_the_top_of_the_person():
+    """Portrait framing shows the head large; the default zoom shows the whole figure."""
+    photo, mask = _standing_figure()
+    portrait = dataclasses.replace(GEOMETRY_ONLY, upper_body_probability=1.0)
+    tf.random.set_seed(1)
+
+    def head_share(cfg):
+        shares = []
+        for _ in range(8):
+            image, target = geometric(tf.constant(photo), tf.constant(mask), 64, cfg)
+            red = (image.numpy()[..., 0] > 128) & (image.numpy()[..., 2] < 128)
+            shares.append(red.mean())
+            np.testing.assert_allclose(  # geometry is shared by photo and mask
+                (image.numpy().max(axis=2) > 128).mean(), (target.numpy() > 0.5).mean(), atol=0.03
+            )
+        return float(np.mean(shares))
+
+    assert head_share(portrait) > 3 * head_share(GEOMETRY_ONLY)
+
+
+def test_paste_person_adds_the_person_and_keeps_the_label_union():
+    tf.random.set_seed(0)
+    person, person_mask = _standing_figure()
+    crop = tf.fill((64, 64, 3), 90.0)
+    crop_mask = np.zeros((64, 64, 1), np.float32)
+    crop_mask[:, :8] = 1.0  # a person at the left edge of the crop
+    for _ in range(5):
+        image, mask = paste_person(
+            crop, tf.constant(crop_mask), tf.constant(person), tf.constant(person_mask),
+            AugmentConfig(paste_height=(0.5, 0.8)),
+        )  # fmt: skip
+        image, mask = image.numpy(), mask.numpy()
+        pasted = mask[:, 8:, 0] > 0.99
+        assert pasted.sum() > 100  # a figure of at least 32 x 10 px, partly cut off
+        assert (mask[:, :8] >= 0.999).all()  # the crop's own person stays a person
+        inside = image[:, 8:][pasted]
+        assert (np.ptp(inside, axis=1) > 100).all()  # the figure's colours, not the grey crop
+        assert np.abs(image[:, 8:][mask[:, 8:, 0] < 0.01] - 90).max() < 2  # the rest untouched
+
+
+def test_mixed_dataset_draws_sources_by_share():
+    size = 40
+    dark = (np.zeros((20, size, size, 3), np.uint8), np.zeros((20, size, size), np.uint8))
+    bright = (np.full((20, size, size, 3), 255, np.uint8), np.zeros((20, size, size), np.uint8))
+    ds = make_mixed_dataset([(*dark, 3.0), (*bright, 1.0)], 10, 32, GEOMETRY_ONLY, seed=0)
+    images = np.concatenate([x.numpy() for x, _ in ds.take(30)])
+    bright_share = (images.mean(axis=(1, 2, 3)) > 128).mean()
+    assert images.shape == (300, 32, 32, 3)
+    assert 0.15 < bright_share < 0.35  # 1 / (3 + 1), with sampling noise
+
+
+def test_parse_source_reads_shares():
+    assert parse_source("data/people=3") == (Path("data/people"), 3.0)
+    assert parse_source("data/viton") == (Path("data/viton"), 1.0)
+    with pytest.raises(argparse.ArgumentTypeError, match="positive"):
+        parse_source("data/a=0")
+    with pytest.raises(argparse.ArgumentTypeError, match="not a number"):
+        parse_source("data/a=x")
+
+
+def test_boundary_weight_counts_outline_errors_more():
+    truth = np.zeros((1, 32, 32, 1), np.float32)
+    truth[:, 8:24, 8:24] = 1.0
+    band = boundary_band(tf.constant(truth)).numpy()[0]
+    assert band[16, 8] == 1 and band[16, 16] == 0 and band[0, 0] == 0
+    off_outline = np.clip(truth, 0.1, 0.9)
+    off_outline[:, 0:2, 0:2] = 0.9  # wrong far from the outline
+    on_outline = np.clip(truth, 0.1, 0.9)
+    on_outline[:, 6:8, 12:14] = 0.9  # the same error just outside the outline
+    plain, weighted = BceDiceLoss(), BceDiceLoss(boundary_weight=4.0)
+    gap = lambda loss: float(loss(truth, on_outline) - loss(truth, off_outline))  # noqa: E731
+    assert abs(gap(plain)) < 1e-4  # the plain loss cannot tell them apart
+    assert gap(weighted) > 1e-3
+
+
+@pytest.mark.slow
+def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path):
+    people = _write_dataset(tmp_path / "people")
+    studio = _write_dataset(tmp_path / "studio", n_train=4, n_val=1)
+    run = tmp_path / "runs" / "mix"
+    train_main([
+        "--data", f"{people}=3", "--data", f"{studio}=1", "--paste-from", str(studio),
+        "--out", str(run), "--size", "64", "--batch", "2", "--epochs", "1",
+        "--steps-per-epoch", "3", "--decoder-filters", "8,8,8,8", "--boundary-weight", "2",
+        "--init", str(tiny_model_path),
+    ])  # fmt: skip
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] == [f"{people}=3", f"{studio}=1"] and config["init"]
+    with open(run / "log.csv") as f:
+        assert len(list(csv.DictReader(f))) == 1
+    with pytest.raises(SystemExit, match="paste-from"):
+        train_main([
+            "--data", str(people), "--paste-from", str(studio), "--out", str(tmp_path / "x"),
+            "--size", "64", "--batch", "2", "--epochs", "1", "--decoder-filters", "8,8,8,8",
+        ])  # fmt: skip
 
 
 @pytest.mark.slow

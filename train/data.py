@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,15 @@ class AugmentConfig:
     zoom: tuple[float, float] = (0.55, 1.5)  # visible fraction of the frame; >1 zooms out
     aspect: tuple[float, float] = (0.8, 1.25)
     rotation_degrees: float = 12.0
+    #: Share of crops framed the way selfies and portraits are shot: the top of the
+    #: person (head and shoulders to half body) filling the frame.
+    upper_body_probability: float = 0.0
+    #: Visible part of the person's height in an upper-body crop, from the top.
+    upper_body_fraction: tuple[float, float] = (0.25, 0.7)
+    #: Share of examples with another person pasted in (see :func:`paste_person`).
+    paste_probability: float = 0.0
+    #: Height of the pasted person as a fraction of the frame.
+    paste_height: tuple[float, float] = (0.3, 1.0)
     brightness: float = 0.2
     contrast: tuple[float, float] = (0.7, 1.3)
     saturation: tuple[float, float] = (0.6, 1.4)
@@ -115,35 +125,98 @@ class AugmentConfig:
     grey_probability: float = 0.08
 
 
-def _random_affine(in_size: int, out_size: int, cfg: AugmentConfig) -> tf.Tensor:
-    """Output->input pixel transform: zoom, aspect, rotation, flip and shift in one matrix."""
-    zoom = tf.exp(tf.random.uniform([], math.log(cfg.zoom[0]), math.log(cfg.zoom[1])))
-    aspect = tf.exp(tf.random.uniform([], math.log(cfg.aspect[0]), math.log(cfg.aspect[1])))
-    scale = zoom * in_size / out_size
-    sx = scale * tf.sqrt(aspect) * tf.where(tf.random.uniform([]) < 0.5, -1.0, 1.0)
+#: The recipe of model v2: the v1 geometry plus portrait framing and copy-paste.
+TRAINING_AUGMENT = AugmentConfig(upper_body_probability=0.3, paste_probability=0.35)
+
+
+def _uniform(low: float, high: float) -> tf.Tensor:
+    return tf.random.uniform([], low, high)
+
+
+def _log_uniform(low: float, high: float) -> tf.Tensor:
+    return tf.exp(tf.random.uniform([], math.log(low), math.log(high)))
+
+
+def _affine(
+    scale: tf.Tensor,
+    aspect: tf.Tensor,
+    theta: tf.Tensor,
+    flip: tf.Tensor,
+    centre_in: tuple[tf.Tensor, tf.Tensor],
+    centre_out: tuple[float | tf.Tensor, float | tf.Tensor],
+) -> tf.Tensor:
+    """Output->input pixel transform: ``scale`` input px per output px, rotation, flip.
+
+    The output point ``centre_out`` lands on the input point ``centre_in``.
+    """
+    sx = scale * tf.sqrt(aspect) * tf.where(flip, -1.0, 1.0)
     sy = scale / tf.sqrt(aspect)
-    theta = tf.random.uniform([], -1.0, 1.0) * cfg.rotation_degrees * math.pi / 180
     cos, sin = tf.cos(theta), tf.sin(theta)
     a0, a1 = cos * sx, -sin * sy
     b0, b1 = sin * sx, cos * sy
-    # Zoomed in: the window may sit anywhere inside the frame; zoomed out: small jitter.
-    slack = tf.maximum((1.0 - zoom) * in_size / 2, 0.08 * in_size)
-    cx = in_size / 2 + tf.random.uniform([], -1.0, 1.0) * slack
-    cy = in_size / 2 + tf.random.uniform([], -1.0, 1.0) * slack
-    c_out = out_size / 2
-    a2 = cx - a0 * c_out - a1 * c_out
-    b2 = cy - b0 * c_out - b1 * c_out
+    (cx, cy), (ox, oy) = centre_in, centre_out
+    a2 = cx - a0 * ox - a1 * oy
+    b2 = cy - b0 * ox - b1 * oy
     return tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])
 
 
-def _warp(image: tf.Tensor, transform: tf.Tensor, out_size: int) -> tf.Tensor:
+def _person_box(mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(found, top, bottom, left, right) of the mask's person pixels, in pixels.
+
+    The box is meaningless when ``found`` is False (an empty mask).
+    """
+    rows = tf.cast(tf.where(tf.reduce_any(mask > 127, axis=1))[:, 0], tf.float32)
+    cols = tf.cast(tf.where(tf.reduce_any(mask > 127, axis=0))[:, 0], tf.float32)
+    return tf.size(rows) > 0, _first(rows), _last(rows), _first(cols), _last(cols)
+
+
+def _first(indices: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_min(tf.concat([indices, [1e9]], 0))  # the sentinel covers "none"
+
+
+def _last(indices: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_max(tf.concat([indices, [-1.0]], 0)) + 1
+
+
+def _random_affine(
+    in_size: int, out_size: int, cfg: AugmentConfig, mask: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Output->input transform of a random crop: the v1 zoom, or an upper-body framing."""
+    zoom = _log_uniform(*cfg.zoom)
+    aspect = _log_uniform(*cfg.aspect)
+    theta = _uniform(-1.0, 1.0) * cfg.rotation_degrees * math.pi / 180
+    flip = tf.random.uniform([]) < 0.5
+    # Zoomed in: the window may sit anywhere inside the frame; zoomed out: small jitter.
+    slack = tf.maximum((1.0 - zoom) * in_size / 2, 0.08 * in_size)
+    cx = in_size / 2 + _uniform(-1.0, 1.0) * slack
+    cy = in_size / 2 + _uniform(-1.0, 1.0) * slack
+    if mask is not None and cfg.upper_body_probability > 0:
+        found, top, bottom, left, right = _person_box(mask)
+        upper = tf.logical_and(found, tf.random.uniform([]) < cfg.upper_body_probability)
+        # Window side: the top part of the person's height, at least most of the width.
+        side = tf.maximum(
+            _uniform(*cfg.upper_body_fraction) * (bottom - top),
+            _uniform(0.7, 1.1) * (right - left),
+        )
+        side = tf.clip_by_value(side, 0.12 * in_size, 1.2 * in_size)
+        headroom = _uniform(-0.05, 0.2) * side
+        zoom = tf.where(upper, side / in_size, zoom)
+        cx = tf.where(upper, (left + right) / 2 + _uniform(-0.15, 0.15) * side, cx)
+        cy = tf.where(upper, top - headroom + side / 2, cy)
+    scale = zoom * in_size / out_size
+    return _affine(scale, aspect, theta, flip, (cx, cy), (out_size / 2, out_size / 2))
+
+
+def _warp(
+    image: tf.Tensor, transform: tf.Tensor, out_size: int, fill_mode: str = "REFLECT"
+) -> tf.Tensor:
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None],
         transforms=transform[None],
         output_shape=tf.constant([out_size, out_size]),
         fill_value=0.0,
         interpolation="BILINEAR",
-        fill_mode="REFLECT",
+        fill_mode=fill_mode,
     )[0]
 
 
@@ -152,19 +225,24 @@ def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
     x = tf.range(-radius, radius + 1, dtype=tf.float32)
     k = tf.exp(-(x**2) / (2 * sigma**2))
     k = k / tf.reduce_sum(k)
-    kernel = tf.tile((k[:, None] * k[None, :])[:, :, None, None], [1, 1, 3, 1])
+    channels = image.shape[-1]
+    kernel = tf.tile((k[:, None] * k[None, :])[:, :, None, None], [1, 1, channels, 1])
     return tf.nn.depthwise_conv2d(image[None], kernel, [1, 1, 1, 1], "SAME")[0]
 
 
-def augment(
+def geometric(
     image: tf.Tensor, mask: tf.Tensor, out_size: int, cfg: AugmentConfig
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Same geometry for photo and mask; photometric changes on the photo only."""
+    """One random crop of photo and mask alike: RGB 0..255 float32, mask 0..1 (S, S, 1)."""
     in_size = image.shape[0]
-    transform = _random_affine(in_size, out_size, cfg)
+    transform = _random_affine(in_size, out_size, cfg, mask)
     image = _warp(tf.cast(image, tf.float32), transform, out_size)
     mask = _warp(tf.cast(mask[..., None], tf.float32), transform, out_size)
+    return image, mask / 255.0
 
+
+def photometric(image: tf.Tensor, cfg: AugmentConfig) -> tf.Tensor:
+    """Colour, blur and noise changes of an RGB 0..255 float32 photo."""
     image = image / 255.0
     if cfg.brightness > 0:
         image = tf.image.random_brightness(image, cfg.brightness)
@@ -181,8 +259,73 @@ def augment(
         image = _gaussian_blur(image, tf.random.uniform([], 0.5, 1.6))
     if tf.random.uniform([]) < cfg.noise_probability:
         image = image + tf.random.normal(tf.shape(image), stddev=tf.random.uniform([], 0.01, 0.04))
-    image = tf.clip_by_value(image, 0.0, 1.0) * 255.0
-    return image, mask / 255.0
+    return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+
+def augment(
+    image: tf.Tensor, mask: tf.Tensor, out_size: int, cfg: AugmentConfig
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Same geometry for photo and mask; photometric changes on the photo only."""
+    image, mask = geometric(image, mask, out_size, cfg)
+    return photometric(image, cfg), mask
+
+
+def paste_person(
+    image: tf.Tensor,
+    mask: tf.Tensor,
+    person: tf.Tensor,
+    person_mask: tf.Tensor,
+    cfg: AugmentConfig,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Paste the person of another photo into a training crop (copy-paste augmentation).
+
+    The pasted person stands at a random place and height, in front of whatever the
+    crop shows, so people are seen next to furniture, bedding and clothes that are
+    background. The label is the union: the crop's own people stay people where the
+    pasted one does not hide them. ``image``/``mask`` are a crop (float, S x S);
+    ``person``/``person_mask`` a cached photo and mask (uint8).
+    """
+    out_size = image.shape[0]
+    found, top, bottom, left, right = _person_box(person_mask)
+    height = _uniform(*cfg.paste_height) * out_size
+    scale = (bottom - top) / height
+    centre_in = ((left + right) / 2, (top + bottom) / 2)
+    # Feet near or below the bottom edge, anywhere across the frame; a person cut off
+    # by the bottom of their photo is cut off by the bottom of this one too.
+    cut_off = bottom >= tf.cast(tf.shape(person_mask)[0], tf.float32) - 2
+    low = tf.where(cut_off, 1.0, 0.55)
+    centre_out = (
+        _uniform(0.1, 0.9) * out_size,
+        (low + _uniform(0.0, 1.15 - low)) * out_size - height / 2,
+    )
+    theta = _uniform(-1.0, 1.0) * 5 * math.pi / 180
+    flip = tf.random.uniform([]) < 0.5
+    transform = _affine(scale, _log_uniform(0.9, 1.1), theta, flip, centre_in, centre_out)
+    fg = _warp(tf.cast(person, tf.float32), transform, out_size, "CONSTANT")
+    alpha = _warp(tf.cast(person_mask[..., None], tf.float32), transform, out_size, "CONSTANT")
+    alpha = _gaussian_blur(alpha / 255.0, tf.constant(0.7))  # no razor-sharp paste seam
+    alpha = tf.where(found, alpha, tf.zeros_like(alpha))
+    return alpha * fg + (1 - alpha) * image, alpha + (1 - alpha) * mask
+
+
+def _stream(
+    images: np.ndarray, masks: np.ndarray, rng: np.random.Generator, shuffle: bool
+) -> tf.data.Dataset:
+    """The (photo, mask) pairs of a cache as uint8 tensors, reshuffled on every pass."""
+    n, in_size = len(images), images.shape[1]
+
+    def generate():
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        for i in order:
+            yield np.asarray(images[i]), np.asarray(masks[i])
+
+    return tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((in_size, in_size, 3), tf.uint8),
+            tf.TensorSpec((in_size, in_size), tf.uint8),
+        ),
+    )
 
 
 def make_dataset(
@@ -195,32 +338,66 @@ def make_dataset(
     seed: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (RGB 0..255 float32, mask 0..1 float32), shuffled and augmented in training."""
-    n, in_size = len(images), images.shape[1]
+    if training:
+        return make_mixed_dataset(
+            [(images, masks, 1.0)], batch_size, out_size, augment_config, seed=seed
+        )
+    ds = _stream(images, masks, np.random.default_rng(seed), shuffle=False).map(
+        lambda i, m: (
+            tf.image.resize(tf.cast(i, tf.float32), (out_size, out_size), antialias=True),
+            tf.image.resize(tf.cast(m[..., None], tf.float32) / 255.0, (out_size, out_size)),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def make_mixed_dataset(
+    sources: Sequence[tuple[np.ndarray, np.ndarray, float]],
+    batch_size: int,
+    out_size: int,
+    augment_config: AugmentConfig | None = None,
+    *,
+    paste_pool: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Endless augmented training batches drawn from several caches by their share.
+
+    ``sources`` are (images, masks, share) caches of the same square size; each batch
+    element comes from source k with probability share_k / sum(shares). People to
+    paste (``cfg.paste_probability``) come from ``paste_pool``, by default the first
+    source.
+    """
     cfg = augment_config or AugmentConfig()
     rng = np.random.default_rng(seed)
-
-    def generate():
-        order = rng.permutation(n) if training else np.arange(n)
-        for i in order:
-            yield np.asarray(images[i]), np.asarray(masks[i])
-
-    ds = tf.data.Dataset.from_generator(
-        generate,
-        output_signature=(
-            tf.TensorSpec((in_size, in_size, 3), tf.uint8),
-            tf.TensorSpec((in_size, in_size), tf.uint8),
-        ),
+    sizes = {images.shape[1] for images, _, _ in sources}
+    if len(sizes) != 1:
+        raise ValueError(f"all sources must be cached at one size, got {sorted(sizes)}")
+    streams = [
+        _stream(images, masks, rng, shuffle=True)
+        .repeat()
+        .map(lambda i, m: geometric(i, m, out_size, cfg), num_parallel_calls=tf.data.AUTOTUNE)
+        for images, masks, _ in sources
+    ]
+    shares = [float(share) for _, _, share in sources]
+    ds = (
+        streams[0]
+        if len(streams) == 1
+        else tf.data.Dataset.sample_from_datasets(
+            streams, weights=[s / sum(shares) for s in shares], seed=seed
+        )
     )
-    if training:
-        ds = ds.repeat().map(
-            lambda i, m: augment(i, m, out_size, cfg), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    else:
-        ds = ds.map(
-            lambda i, m: (
-                tf.image.resize(tf.cast(i, tf.float32), (out_size, out_size), antialias=True),
-                tf.image.resize(tf.cast(m[..., None], tf.float32) / 255.0, (out_size, out_size)),
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    if cfg.paste_probability > 0:
+        pool_images, pool_masks = paste_pool or sources[0][:2]
+        people = _stream(pool_images, pool_masks, rng, shuffle=True).repeat()
+
+        def maybe_paste(crop, person):
+            return tf.cond(
+                tf.random.uniform([]) < cfg.paste_probability,
+                lambda: paste_person(*crop, *person, cfg),
+                lambda: crop,
+            )
+
+        ds = tf.data.Dataset.zip((ds, people)).map(maybe_paste, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda i, m: (photometric(i, cfg), m), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,10 +1,12 @@
-"""Score a model on a data split through the same Segmenter the app uses, at full resolution.
+"""Score models through the same Segmenter the app uses, at full resolution.
 
-    python -m train.evaluate --data ../shared/data/people --split val [--model PATH]
-        [--out DIR] [--no-refine] [--compare-bilinear]
+    python -m train.evaluate [--model PATH] [--compare OTHER.keras] [--out DIR]
+    python -m train.evaluate --data ../shared/data/people --split val [--compare-bilinear]
 
-Writes DIR/per_image.csv, DIR/worst.png (photo | truth | prediction for the 12 lowest IoU)
-and DIR/summary.json, and prints the mean per-image metrics.
+Without --data it scores people val, viton test and the parkour clip and prints one
+table beside the peer models' figures from ../shared/data/README.md. Per set it writes
+DIR/<set>/per_image.csv, worst.png (photo | truth | prediction for the 12 lowest IoU)
+and summary.json.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from train.metrics import boundary_f1, dice, iou, pixel_accuracy
 
 METRICS = ("iou", "dice", "accuracy", "boundary_f1")
 THRESHOLD = 0.5
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def score(truth: np.ndarray, probability: np.ndarray) -> dict[str, float]:
@@ -89,41 +92,98 @@ def worst_grid(
     Image.fromarray(grid).save(out_png)
 
 
+#: The test sets of ../shared/data: (name, folder, split).
+DEFAULT_SETS = (
+    ("people val", SHARED_DATA / "people", "val"),
+    ("viton test", SHARED_DATA / "viton", "test"),
+    ("parkour clip", SHARED_DATA / "clips" / "parkour", "test"),
+)
+#: Peer models' mean IoU / boundary F1 on those sets, from ../shared/data/README.md.
+PEER_SCORES = {
+    "MediaPipe selfie": {
+        "people val": (0.756, 0.660),
+        "viton test": (0.971, 0.954),
+        "parkour clip": (0.683, 0.579),
+    },
+    "IS-Net": {"parkour clip": (0.834, 0.816)},
+}
+
+
+def score_sets(
+    segmenter: Segmenter,
+    sets: list[tuple[str, Path, str]],
+    out: Path,
+    refine: bool = True,
+    compare_bilinear: bool = False,
+    limit: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Evaluate every set; writes OUT/<set>/{per_image.csv,worst.png,summary.json}."""
+    summaries = {}
+    for name, folder, split in sets:
+        samples = read_split(folder, split)[: limit or None]
+        folder_out = out / name.replace(" ", "-")
+        folder_out.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        rows = evaluate(segmenter, samples, refine, compare_bilinear)
+        summary = {"images": len(rows), "seconds": round(time.time() - start, 1)}
+        summary.update(summarize(rows))
+        with open(folder_out / "per_image.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        worst_grid(segmenter, samples, rows, folder_out / "worst.png")
+        (folder_out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summaries[name] = summary
+    return summaries
+
+
+def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown: one row per set, IoU / boundary F1 of each model and of the peers."""
+    sets = list(next(iter(results.values())))
+    peers = [p for p in PEER_SCORES if any(s in PEER_SCORES[p] for s in sets)]
+    header = ["set", "images", *results, *peers]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in sets:
+        first = next(iter(results.values()))[name]
+        cells = [name, str(first["images"])]
+        cells += [f"{r[name]['iou']:.3f} / {r[name]['boundary_f1']:.3f}" for r in results.values()]
+        for peer in peers:
+            value = PEER_SCORES[peer].get(name)
+            cells.append(f"{value[0]:.3f} / {value[1]:.3f}" if value else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--split", default="val")
+    p.add_argument("--data", type=Path, help="one data folder (default: the three test sets)")
+    p.add_argument("--split", default="val", help="split of --data")
     p.add_argument("--model", type=Path, help="a .keras model (default: the one in weights/)")
-    p.add_argument("--out", type=Path, help="report folder (default runs/eval-<model>-<split>)")
+    p.add_argument(
+        "--compare", type=Path, action="append", default=[], help="also score this model"
+    )
+    p.add_argument("--out", type=Path, help="report folder (default runs/eval-<model>)")
     p.add_argument("--no-refine", action="store_true", help="plain bilinear upsampling")
     p.add_argument("--compare-bilinear", action="store_true", help="also score bilinear upsampling")
-    p.add_argument("--limit", type=int, default=0, help="only the first N images")
+    p.add_argument("--limit", type=int, default=0, help="only the first N images of each set")
     args = p.parse_args(argv)
 
-    segmenter = Segmenter(args.model)
-    samples = read_split(args.data, args.split)
-    if args.limit:
-        samples = samples[: args.limit]
-    model_name = Path(args.model).stem if args.model else "default"
-    out = args.out or Path("runs") / f"eval-{model_name}-{args.split}"
-    out.mkdir(parents=True, exist_ok=True)
-
-    start = time.time()
-    rows = evaluate(segmenter, samples, not args.no_refine, args.compare_bilinear)
-    summary = {"images": len(rows), "seconds": round(time.time() - start, 1), **summarize(rows)}
-    with open(out / "per_image.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    worst_grid(segmenter, samples, rows, out / "worst.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-
-    print(f"\n{args.split}: {len(rows)} images, threshold {THRESHOLD}, full resolution")
-    print("| metric | mean |\n|---|---|")
-    for key, value in summary.items():
-        if key not in ("images", "seconds"):
-            print(f"| {key} | {value:.4f} |")
-    print(f"\nreport: {out}/per_image.csv, {out}/worst.png, {out}/summary.json")
+    if args.data:
+        sets = [(f"{args.data.name} {args.split}", args.data, args.split)]
+    else:
+        sets = [s for s in DEFAULT_SETS if (s[1] / f"{s[2]}.txt").is_file()]
+        if not sets:
+            p.error(f"no test sets found under {SHARED_DATA}; pass --data")
+    results = {}
+    for model in [args.model, *args.compare]:
+        label = Path(model).stem if model else "default"
+        out = (args.out or Path("runs") / f"eval-{label}") / ("" if model == args.model else label)
+        results[label] = score_sets(
+            Segmenter(model), sets, out, not args.no_refine, args.compare_bilinear, args.limit
+        )
+        print(f"{label}: " + json.dumps(results[label]))
+    print(f"\nmean per image, full resolution, threshold {THRESHOLD}: IoU / boundary F1 (3 px)")
+    print(format_table(results))
 
 
 if __name__ == "__main__":

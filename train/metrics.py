@@ -10,22 +10,51 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="train")
 class BceDiceLoss(keras.losses.Loss):
-    """Binary cross-entropy plus soft Dice: BCE drives pixels, Dice keeps small people."""
+    """Binary cross-entropy plus soft Dice: BCE drives pixels, Dice keeps small people.
 
-    def __init__(self, dice_weight: float = 1.0, name: str = "bce_dice", **kwargs):
+    ``boundary_weight`` > 0 weighs the BCE of pixels within a few pixels of the true
+    outline (1 + boundary_weight) times more, rewarding sharp outlines over blobs.
+    """
+
+    def __init__(
+        self,
+        dice_weight: float = 1.0,
+        boundary_weight: float = 0.0,
+        boundary_radius: int = 3,
+        name: str = "bce_dice",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         self.dice_weight = dice_weight
+        self.boundary_weight = boundary_weight
+        self.boundary_radius = boundary_radius
 
     def call(self, y_true, y_pred):
         y_pred = ops.clip(y_pred, 1e-6, 1 - 1e-6)
-        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=(1, 2))
+        bce = keras.losses.binary_crossentropy(y_true, y_pred)  # (B, H, W)
+        if self.boundary_weight:
+            bce = bce * (1.0 + self.boundary_weight * boundary_band(y_true, self.boundary_radius))
+        bce = ops.mean(bce, axis=(1, 2))
         inter = ops.sum(y_true * y_pred, axis=(1, 2, 3))
         total = ops.sum(y_true + y_pred, axis=(1, 2, 3))
         dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
         return bce + self.dice_weight * dice
 
     def get_config(self):
-        return {**super().get_config(), "dice_weight": self.dice_weight}
+        return {
+            **super().get_config(),
+            "dice_weight": self.dice_weight,
+            "boundary_weight": self.boundary_weight,
+            "boundary_radius": self.boundary_radius,
+        }
+
+
+def boundary_band(y_true, radius: int = 3):
+    """(B, H, W) 1 within ``radius`` px of the mask's outline, else 0 (dilation - erosion)."""
+    size = 2 * radius + 1
+    dilated = ops.max_pool(y_true, size, strides=1, padding="same")
+    eroded = -ops.max_pool(-y_true, size, strides=1, padding="same")
+    return ops.squeeze(dilated - eroded, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="train")

@@ -1,12 +1,17 @@
-"""Train the U-Net on a people data folder; resumable, one checkpoint per epoch.
+"""Train the U-Net on a mix of people data folders; resumable, one checkpoint per epoch.
 
-python -m train.train --data ../shared/data/people --out runs/NAME [--epochs 30]
-    [--size 256] [--batch 16] [--resume] [--export weights/NAME.keras]
+python -m train.train --data ../shared/data/people=3 --data ../shared/data/viton=1 \
+    --out ~/runs/NAME [--epochs 30] [--size 384] [--batch 16] [--init weights/MODEL.keras]
+    [--paste-from ../shared/data/viton] [--resume] [--export weights/NAME.keras]
+
+Each ``--data PATH[=SHARE]`` adds a folder's train split; an epoch draws from the folders
+in proportion to their shares. Validation uses the first folder's val split.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -14,8 +19,19 @@ from pathlib import Path
 
 import keras
 
-from segmentation.model import DEFAULT_DECODER_FILTERS, DEFAULT_INPUT_SIZE, build_unet
-from train.data import AugmentConfig, build_cache, make_dataset, read_split
+from segmentation.model import (
+    DEFAULT_DECODER_FILTERS,
+    DEFAULT_INPUT_SIZE,
+    build_unet,
+    decoder_filters_of,
+)
+from train.data import (
+    TRAINING_AUGMENT,
+    build_cache,
+    make_dataset,
+    make_mixed_dataset,
+    read_split,
+)
 from train.export import export_model
 from train.metrics import BceDiceLoss, MeanImageScore
 from train.plots import plot_history
@@ -30,7 +46,14 @@ CACHE_OVERSIZE = 1.25
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train.train", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, type=Path, help="folder with images/, masks/, *.txt")
+    p.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        type=parse_source,
+        metavar="PATH[=SHARE]",
+        help="folder with images/, masks/, *.txt; repeat to mix folders (share default 1)",
+    )
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--size", type=int, default=DEFAULT_INPUT_SIZE, help="network input side")
@@ -42,6 +65,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="decoder block widths, coarsest first",
     )
     p.add_argument("--encoder-weights", type=Path, default=DEFAULT_ENCODER_WEIGHTS)
+    p.add_argument(
+        "--init", type=Path, help="start from this model's weights (same decoder), e.g. weights/"
+    )
+    p.add_argument("--steps-per-epoch", type=int, default=0, help="default: train images / batch")
+    p.add_argument(
+        "--paste-from",
+        type=Path,
+        help="one of the --data folders whose people are pasted in (default: the first)",
+    )
+    p.add_argument(
+        "--paste",
+        type=float,
+        default=TRAINING_AUGMENT.paste_probability,
+        help="share of examples with a pasted person",
+    )
+    p.add_argument(
+        "--upper-body",
+        type=float,
+        default=TRAINING_AUGMENT.upper_body_probability,
+        help="share of crops framed as portraits (top of the person)",
+    )
+    p.add_argument(
+        "--boundary-weight",
+        type=float,
+        default=0.0,
+        help="extra BCE weight on pixels near the true outline",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="bfloat16 compute (fast on CPUs with AVX-512 BF16)",
+    )
+    p.add_argument("--jit", action="store_true", help="compile the train step with XLA")
     p.add_argument("--train-split", default="train")
     p.add_argument("--val-split", default="val")
     p.add_argument("--limit", type=int, default=0, help="use only the first N of each split")
@@ -50,6 +106,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--export", type=Path, help="write the best model here at the end (.keras)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
+
+
+def parse_source(text: str) -> tuple[Path, float]:
+    """``PATH[=SHARE]`` of ``--data``: a folder and its relative share of each epoch."""
+    path, _, share = text.rpartition("=") if "=" in text else (text, "", "1")
+    try:
+        value = float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"share of {path!r} is not a number: {share!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"share of {path!r} must be positive, got {share}")
+    return Path(path).expanduser(), value
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -65,7 +133,14 @@ def train(args: argparse.Namespace) -> Path:
         "epochs": args.epochs,
         "batch": args.batch,
         "lr": args.lr,
-        "data": str(args.data),
+        "data": [f"{path}={share:g}" for path, share in args.data],
+        "paste_from": str(args.paste_from) if args.paste_from else None,
+        "paste": args.paste,
+        "upper_body": args.upper_body,
+        "boundary_weight": args.boundary_weight,
+        "init": str(args.init) if args.init else None,
+        "mixed_precision": args.mixed_precision,
+        "jit": args.jit,
         "seed": args.seed,
         "limit": args.limit,
     }
@@ -78,26 +153,43 @@ def train(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(config, indent=2))
     keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
-    train_samples = read_split(args.data, args.train_split)
-    val_samples = read_split(args.data, args.val_split)
-    if args.limit:
-        train_samples, val_samples = train_samples[: args.limit], val_samples[: args.limit]
     cache_dir = args.cache_dir or out.parent / "cache"
     t0 = time.time()
-    train_x, train_y = build_cache(train_samples, int(args.size * CACHE_OVERSIZE), cache_dir)
+    sources, caches = [], {}
+    for path, share in args.data:
+        samples = read_split(path, args.train_split)[: args.limit or None]
+        images, masks = build_cache(samples, int(args.size * CACHE_OVERSIZE), cache_dir)
+        caches[path.resolve()] = (images, masks)
+        sources.append((images, masks, share))
+    val_samples = read_split(args.data[0][0], args.val_split)[: args.limit or None]
     val_x, val_y = build_cache(val_samples, args.size, cache_dir)
-    print(f"data: {len(train_x)} train, {len(val_x)} val, cached in {time.time() - t0:.0f} s")
+    paste_key = (args.paste_from or args.data[0][0]).expanduser().resolve()
+    if paste_key not in caches:
+        sys.exit(f"--paste-from {args.paste_from} must be one of the --data folders")
+    n_train = sum(len(images) for images, _, _ in sources)
+    counts = ", ".join(f"{path.name} {len(images)}" for path, (images, _) in caches.items())
+    print(f"data: {n_train} train ({counts}), {len(val_x)} val, {time.time() - t0:.0f} s")
 
-    train_ds = make_dataset(
-        train_x, train_y, args.batch, args.size, True, AugmentConfig(), seed=args.seed
+    augment = dataclasses.replace(
+        TRAINING_AUGMENT, paste_probability=args.paste, upper_body_probability=args.upper_body
+    )
+    train_ds = make_mixed_dataset(
+        sources, args.batch, args.size, augment, paste_pool=caches[paste_key], seed=args.seed
     )
     val_ds = make_dataset(val_x, val_y, args.batch, args.size, False)
-    steps = len(train_x) // args.batch
+    steps = args.steps_per_epoch or n_train // args.batch
     weights = args.encoder_weights if args.encoder_weights.is_file() else None
-    if weights is None and not args.resume:
+    if weights is None and not args.resume and not args.init:
         print(f"warning: {args.encoder_weights} not found; encoder starts from random weights")
-    model = build_unet(args.size, filters, encoder_weights=weights)
+    model = build_unet(args.size, filters, encoder_weights=None if args.init else weights)
+    if args.init and not args.resume:
+        start_from = keras.saving.load_model(args.init, compile=False)
+        if decoder_filters_of(start_from) != filters:
+            sys.exit(f"--init {args.init} has decoder {decoder_filters_of(start_from)}")
+        model.set_weights(start_from.get_weights())
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=args.lr / 20,
         warmup_target=args.lr,
@@ -107,8 +199,9 @@ def train(args: argparse.Namespace) -> Path:
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=BceDiceLoss(),
+        loss=BceDiceLoss(boundary_weight=args.boundary_weight),
         metrics=[MeanImageScore("iou"), MeanImageScore("dice"), MeanImageScore("accuracy")],
+        jit_compile=args.jit,
     )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
@@ -127,6 +220,7 @@ def train(args: argparse.Namespace) -> Path:
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    keras.mixed_precision.set_global_policy("float32")  # export builds a float32 model
     return out / "best.keras"
 
 
