@@ -36,6 +36,7 @@ commands:
   mask     write OUTDIR/<name>.png: the soft mask, 8-bit greyscale, the input's
            width and height, 255 = person, 0 = background
   serve    HTTP API on localhost: POST a photo, get the cutout, mask or composite
+  video    video clips: transparent WebM, ProRes 4444 MOV, MP4 on a background, mask
 
 {inputs}
 
@@ -128,8 +129,10 @@ def build_parser(prog: str = "python -m segmentation") -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from segmentation.cli_serve import add_serve_parser
+    from segmentation.cli_video import add_video_parser
 
     add_serve_parser(commands)
+    add_video_parser(commands)
     return parser
 
 
