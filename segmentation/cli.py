@@ -3,6 +3,7 @@
     nobg cutout photos/ -o out/                # or: python -m segmentation cutout ...
     nobg mask IMG_0001.HEIC -o masks/
     nobg serve --port 8000                     # HTTP API (segmentation.api)
+    nobg batch photos/ s3://bucket/cutouts/    # resumable batch job (segmentation.batch)
 
 Only argument handling, file discovery and reporting live here; the work is done by
 :class:`segmentation.Segmenter`. TensorFlow is imported only once there is work to
@@ -37,6 +38,8 @@ commands:
            width and height, 255 = person, 0 = background
   serve    HTTP API on localhost: POST a photo, get the cutout, mask or composite
   video    video clips: transparent WebM, ProRes 4444 MOV, MP4 on a background, mask
+  batch    SOURCE folder or bucket to DEST, resumable, with a manifest; on this
+           machine or a Ray cluster (--engine ray)
 
 {inputs}
 
@@ -128,11 +131,13 @@ def build_parser(prog: str = "python -m segmentation") -> argparse.ArgumentParse
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from segmentation.cli_batch import add_batch_parser
     from segmentation.cli_serve import add_serve_parser
     from segmentation.cli_video import add_video_parser
 
     add_serve_parser(commands)
     add_video_parser(commands)
+    add_batch_parser(commands)
     return parser
 
 
@@ -140,7 +145,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m segmentation"
     """Run the CLI; returns the exit status (0 all written, 1 any failure)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is not None:  # serve: its own module
+    if getattr(args, "handler", None) is not None:  # serve, batch: their own modules
         return args.handler(args)
     logging.getLogger("PIL").setLevel(logging.CRITICAL)  # else a bad TIFF adds a 2nd line
     background = _parse_background(parser, getattr(args, "background", "transparent"))

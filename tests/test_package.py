@@ -22,7 +22,7 @@ from segmentation.resources import MODEL_NAME, default_model_path, model_path
 
 REPO = Path(__file__).resolve().parent.parent
 NOBG = Path(sys.executable).with_name("nobg")
-SUBCOMMANDS = ("cutout", "mask", "serve")
+SUBCOMMANDS = ("cutout", "mask", "serve", "batch")
 
 
 def nobg(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -51,6 +51,9 @@ def test_command_version_and_help_for_every_subcommand(tmp_path: Path) -> None:
     serve_help = nobg("serve", "--help", cwd=tmp_path).stdout
     for words in ("--host", "--port", "--workers", "--api-key", "X-API-Key", "127.0.0.1"):
         assert words in serve_help
+    batch_help = nobg("batch", "--help", cwd=tmp_path).stdout
+    for words in ("--engine", "--format", "jpg-on-background", "RAY_ADDRESS", "manifest"):
+        assert words in batch_help
 
 
 @pytest.mark.skipif(not default_model_path().is_file(), reason="no shipped model")
@@ -110,7 +113,7 @@ def test_wheel_holds_the_package_the_model_and_the_command(tmp_path: Path) -> No
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         scripts = archive.read(entry_points).decode()
     assert "nobg = segmentation.cli:console" in scripts
-    for shipped in ("segmentation/cli.py", "segmentation/api.py"):
+    for shipped in ("segmentation/cli.py", "segmentation/api.py", "segmentation/batch.py"):
         assert shipped in names
     if (REPO / "weights" / MODEL_NAME).is_file():
         assert f"segmentation/weights/{MODEL_NAME}" in names
