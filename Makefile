@@ -43,7 +43,8 @@ format: $(VENV)/.dev-installed
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: $(VENV)/.runtime-installed
+# The API and Ray figures need httpx and the [ray] extra: the dev install has them.
+bench: $(VENV)/.dev-installed
 	$(PY) -m bench.run
 
 clean:

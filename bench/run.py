@@ -8,7 +8,9 @@ Measures, each as the median of ``--repeat`` runs (5 by default) after one warm-
   cutout (``result.cutout()``: alpha and foreground colour) and PNG encoding;
 * CLI batch throughput (images/s between the first and the last output file);
 * cold start: a fresh Python importing the package and loading the model;
-* peak RSS of this process, and with memory on (the default) :mod:`bench.memory`.
+* peak RSS of this process, and with memory on (the default) :mod:`bench.memory`;
+* the HTTP API under 8 concurrent clients (:mod:`bench.api`, ``--no-api`` skips it) and
+  ``nobg batch --engine ray`` against the plain CLI (:mod:`bench.batch`, ``--no-engines``).
 
 The table is printed and written to ``bench/RESULTS.md`` with a line describing the
 machine. Timings taken while something else loads the CPU are not comparable: the
@@ -260,6 +262,18 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also run bench.memory: 50 MP peak RSS and the RSS batch (default: on)",
     )
+    parser.add_argument(
+        "--api",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run bench.api: 8 clients x 200 1 MP cutouts against nobg serve",
+    )
+    parser.add_argument(
+        "--engines",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run bench.batch: nobg batch --engine ray against the plain CLI",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -296,9 +310,19 @@ def main(argv: list[str] | None = None) -> int:
 
         memory = memory_section(model, count=args.memory_count)
 
+    sections = []
+    if args.api:
+        from bench.api import api_section
+
+        sections.append(api_section(model))
+    if args.engines:
+        from bench.batch import batch_section
+
+        sections.append(batch_section(model))
     text = render(
         model, params, runtime, args.repeat, network, photos, cold, batch, peak_rss, memory, argv
     )
+    text += "".join("\n" + section for section in sections)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

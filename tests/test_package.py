@@ -22,7 +22,7 @@ from segmentation.resources import MODEL_NAME, default_model_path, model_path
 
 REPO = Path(__file__).resolve().parent.parent
 NOBG = Path(sys.executable).with_name("nobg")
-SUBCOMMANDS = ("cutout", "mask", "serve", "batch")
+SUBCOMMANDS = ("cutout", "mask", "video", "serve", "batch")
 
 
 def nobg(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
