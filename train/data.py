@@ -125,8 +125,15 @@ class AugmentConfig:
     grey_probability: float = 0.08
 
 
-#: The recipe of model v2: the v1 geometry plus portrait framing and copy-paste.
-TRAINING_AUGMENT = AugmentConfig(upper_body_probability=0.3, paste_probability=0.35)
+#: The recipe of model v2: the v1 geometry plus portrait framing and copy-paste, and
+#: aspect changes up to 16:9 either way, since inference squashes every photo to a
+#: square and video frames and phone photos are that far from square.
+TRAINING_AUGMENT = AugmentConfig(
+    aspect=(0.55, 1.8),
+    upper_body_probability=0.3,
+    paste_probability=0.35,
+    paste_height=(0.2, 1.0),
+)
 
 
 def _uniform(low: float, high: float) -> tf.Tensor:
