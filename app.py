@@ -1,4 +1,4 @@
-"""Streamlit app: remove the background from photos of people.
+"""Streamlit app: remove the background from photos and videos of people.
 
 UI only. Decoding, the network and compositing live in ``segmentation``; naming,
 previews, exports and ZIPs in ``app_support``. Run with ``make app``.
@@ -13,12 +13,21 @@ Three caches keep the page responsive:
   to wait for files they may never download before seeing the result.
 Display controls (overlay colour, opacity, edges, background) only touch downscaled
 previews.
+
+A video (second tab) shows its first frame's result at once, then renders the whole
+clip in this session's script thread with a progress bar (other sessions are served
+meanwhile: the shared model is locked one frame at a time). The rendered file is kept
+in the session's state, so reruns do not render again; a session that goes away stops
+its render, because the progress bar's next update raises Streamlit's stop exception
+and segmentation.video then stops its threads and deletes the unfinished file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +37,16 @@ import numpy as np
 import streamlit as st
 
 from app_support import (
+    APP_VIDEO_MAX_MEGAPIXELS,
+    APP_VIDEO_MAX_SECONDS,
     EXPORTS,
     UPLOAD_TYPES,
+    VIDEO_EXPORTS,
+    VIDEO_UPLOAD_TYPES,
     PhotoOutcome,
     build_zip,
+    describe_clip,
+    describe_progress,
     describe_size,
     describe_timings,
     export_file,
@@ -41,6 +56,7 @@ from app_support import (
     output_name,
     over_checkerboard,
     process_photo,
+    safe_stem,
 )
 from segmentation import (
     DEFAULT_MODEL_PATH,
@@ -50,6 +66,7 @@ from segmentation import (
     load_image,
 )
 from segmentation.compose import DEFAULT_OVERLAY_COLOR, parse_color
+from segmentation.video import VideoError, VideoLimits, first_frame, probe, remove_background
 
 EXAMPLE_PATH = Path(__file__).resolve().parent / "assets" / "example.png"
 EXAMPLE_CREDIT = "Eileen Collins, NASA (public domain)"
@@ -324,36 +341,15 @@ def show_photo(index: int, outcome: PhotoOutcome, settings: Settings, path: str)
             )
 
 
-def main() -> None:
-    """Lay out the page: inputs, settings, then one card per photo."""
-    st.set_page_config(page_title="Background remover", page_icon="✂️", layout="wide")
-    st.title("Background remover for photos of people")
-    st.write(
-        "Upload photos of people and get a transparent PNG at the photo's full resolution, "
-        "the mask, or the person on a new background. Nothing leaves this server."
-    )
-
-    path = model_path()
-    if not path.is_file():
-        st.error(
-            f"No model weights at `{path}`. Train them (see the README) or set "
-            "`SEGMENTATION_MODEL` to a saved `.keras` model."
-        )
-        st.stop()
-
-    settings = sidebar()
+def show_photos(settings: Settings, path: Path) -> None:
+    """The photo tab: inputs, then one card per photo."""
     sources = gather_sources()
     if not sources:
         st.info("Upload a photo, take one with the camera, or switch on the example.")
         return
 
-    try:
-        get_segmenter(str(path))
-    except Exception:
-        log.exception("loading the model %s failed", path)
-        st.error(f"The model at `{path}` could not be loaded; see the server log for details.")
-        st.stop()
-
+    if not segmenter_ready(path):
+        return
     outcomes = run_batch(sources, settings.refine, str(path))
     for outcome in outcomes:
         if outcome.error:
@@ -378,6 +374,165 @@ def main() -> None:
             # Never a traceback on the page; the details go to the server log.
             log.exception("showing %s failed", outcome.name)
             st.error(f"{outcome.name}: the result could not be shown (see the server log).")
+
+
+def segmenter_ready(path: Path) -> bool:
+    """Load the shared model; on failure say so on the page (details in the log)."""
+    try:
+        get_segmenter(str(path))
+    except Exception:
+        log.exception("loading the model %s failed", path)
+        st.error(f"The model at `{path}` could not be loaded; see the server log for details.")
+        return False
+    return True
+
+
+VIDEO_LIMITS = VideoLimits(
+    max_seconds=APP_VIDEO_MAX_SECONDS, max_megapixels=APP_VIDEO_MAX_MEGAPIXELS
+)
+
+
+def show_video(settings: Settings, path: Path) -> None:
+    """The video tab: upload, first frame at once, the whole clip with progress, player."""
+    limit_mb = st.get_option("server.maxUploadSize")
+    upload = st.file_uploader(
+        "A video of a person",
+        type=list(VIDEO_UPLOAD_TYPES),
+        key="video",
+        help="The result is a transparent WebM when the background (sidebar) is transparent, "
+        "else an MP4 on that background. Frame rate, size, duration and sound are kept.",
+    )
+    st.caption(
+        f"Up to {limit_mb} MB, {APP_VIDEO_MAX_SECONDS:.0f} s and 1920 × 1080 px per clip "
+        "· MP4, MOV or WebM · processed on this server and not stored."
+    )
+    if upload is None:
+        st.info("Upload a clip: its first frame shows at once, then the whole clip renders.")
+        return
+    if not segmenter_ready(path):
+        return
+    data = upload.getvalue()
+    output = "webm" if settings.background is None else "mp4"
+    ext, mime, label = VIDEO_EXPORTS[output]
+    key = (file_digest(data), output, settings.background_key, settings.refine)
+    segmenter = get_segmenter(str(path))
+    suffix = Path(upload.name).suffix.lower() or ".mp4"
+    with tempfile.TemporaryDirectory(prefix="nobg-video-") as tmp:
+        source = Path(tmp) / f"input{suffix}"
+        source.write_bytes(data)
+        try:
+            info = probe(source, VIDEO_LIMITS)
+            first = first_frame(source, VIDEO_LIMITS)
+        except VideoError as exc:
+            st.error(f"{upload.name}: {exc}", icon=":material/error:")
+            return
+        st.caption(describe_clip(info))
+        show_first_frame(first, segmenter, settings)
+        done = st.session_state.get("video_render")
+        if done is None or done[0] != key:
+            rendered = render_clip(source, Path(tmp) / f"result.{ext}", segmenter, settings,
+                                   output, upload.name)  # fmt: skip
+            if rendered is None:
+                return
+            done = (key, rendered)
+            st.session_state["video_render"] = done
+    with st.container(key="video-result"):
+        st.video(done[1], format=mime)
+    st.download_button(
+        label,
+        done[1],
+        file_name=f"{safe_stem(upload.name)}-nobg.{ext}",
+        mime=mime,
+        key="video-download",
+        type="primary",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def show_first_frame(first: np.ndarray, segmenter: Segmenter, settings: Settings) -> None:
+    """The clip's first frame through the photo path, before the whole clip renders."""
+    small = fit_preview(first, 800)
+    result = segmenter.predict(small, refine=settings.refine)
+    if settings.background is None:
+        view = over_checkerboard(result.cutout())
+    else:
+        view = result.composite(settings.background)
+    left, right = st.columns(2)
+    left.image(small, caption="First frame")
+    right.image(view, caption="First frame, background removed")
+
+
+def render_clip(
+    source: Path,
+    target: Path,
+    segmenter: Segmenter,
+    settings: Settings,
+    output: str,
+    name: str,
+) -> bytes | None:
+    """Render with a progress bar; the file's bytes, or None after showing the error."""
+    bar = st.progress(0.0, text="Rendering the clip…")
+    start = time.monotonic()
+    shown = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - shown[0] >= 0.25 or done >= total:  # each update is a message to the page
+            shown[0] = now
+            bar.progress(
+                min(1.0, done / max(total, 1)), text=describe_progress(done, total, now - start)
+            )
+
+    try:
+        result = remove_background(
+            source,
+            target,
+            segmenter,
+            output=output,  # type: ignore[arg-type]
+            background=settings.background,
+            refine=settings.refine,
+            limits=VIDEO_LIMITS,
+            progress=progress,
+        )
+    except VideoError as exc:
+        bar.empty()
+        st.error(f"{name}: {exc}", icon=":material/error:")
+        return None
+    except Exception:
+        bar.empty()
+        log.exception("rendering %s failed", name)
+        st.error(f"{name}: the clip could not be rendered (see the server log).")
+        return None
+    bar.progress(1.0, text=f"Rendered {result.frames} frames in {result.seconds:.1f} s "
+                           f"({result.fps:.1f} frames/s).")  # fmt: skip
+    return target.read_bytes()
+
+
+def main() -> None:
+    """Lay out the page: settings, then the photo and video tabs."""
+    st.set_page_config(page_title="Background remover", page_icon="✂️", layout="wide")
+    st.title("Background remover for photos and videos of people")
+    st.write(
+        "Upload photos of people and get a transparent PNG at the photo's full resolution, "
+        "the mask, or the person on a new background; or a video, and get a transparent "
+        "WebM or an MP4 on a new background. Nothing leaves this server."
+    )
+
+    path = model_path()
+    if not path.is_file():
+        st.error(
+            f"No model weights at `{path}`. Train them (see the README) or set "
+            "`SEGMENTATION_MODEL` to a saved `.keras` model."
+        )
+        st.stop()
+
+    settings = sidebar()
+    photos_tab, video_tab = st.tabs(["Photos", "Video"])
+    with photos_tab:
+        show_photos(settings, path)
+    with video_tab:
+        show_video(settings, path)
 
 
 main()

@@ -212,3 +212,39 @@ def make_exports(original: np.ndarray, mask: np.ndarray, background: Any) -> Exp
         mask_png=result.mask_png(),
         jpeg=encode_jpeg(flat, JPEG_QUALITY),
     )
+
+
+# --- video ------------------------------------------------------------------------------
+
+#: Video uploads the app takes (the CLI takes more: MKV, AVI, GIF).
+VIDEO_UPLOAD_TYPES: tuple[str, ...] = ("mp4", "m4v", "mov", "webm")
+#: What one clip may be in the app: a 2-core server renders ~10-20 frames/s at 720p,
+#: so a 60 s 1080p clip already takes a few minutes. The CLI's limits are larger.
+APP_VIDEO_MAX_SECONDS = 60.0
+APP_VIDEO_MAX_MEGAPIXELS = 2.1  # 1920 x 1080
+#: Output format -> (extension, MIME type, download label).
+VIDEO_EXPORTS: dict[str, tuple[str, str, str]] = {
+    "webm": ("webm", "video/webm", "Transparent WebM"),
+    "mp4": ("mp4", "video/mp4", "MP4 on the background"),
+}
+
+
+def describe_clip(info: Any) -> str:
+    """``1280 × 720 px · 30.0 frames/s · 12.4 s · audio`` for a VideoInfo."""
+    parts = [
+        f"{info.width} × {info.height} px",
+        f"{info.fps:.1f} frames/s",
+        f"{info.duration:.1f} s",
+    ]
+    parts.append(f"audio ({info.audio})" if info.audio else "no audio")
+    return " · ".join(parts)
+
+
+def describe_progress(done: int, total: int, elapsed: float) -> str:
+    """``Rendering frame 40 of 120 · 12.3 frames/s · about 7 s left``."""
+    text = f"Rendering frame {done} of {total}"
+    if done and elapsed > 0:
+        rate = done / elapsed
+        left = max(0.0, (total - done) / rate)
+        text += f" · {rate:.1f} frames/s · about {left:.0f} s left"
+    return text
