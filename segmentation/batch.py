@@ -114,6 +114,7 @@ def run_batch(
     address: str | None = None,
     actors: int | None = None,
     cpus_per_actor: float = 1.0,
+    runtime_env: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> BatchSummary:
     """Process every image under ``source`` into ``dest``; skip inputs already done.
@@ -148,9 +149,8 @@ def run_batch(
     writer = _ManifestWriter(manifest_fs, manifest_path, jobs, rows, in_fs, out_fs)
     if todo:
         if engine == "ray":
-            results = _run_ray(
-                todo, in_fs, out_fs, options, background, address, actors, cpus_per_actor
-            )
+            ray_args = (address, actors, cpus_per_actor, runtime_env)
+            results = _run_ray(todo, in_fs, out_fs, options, background, *ray_args)
         else:
             results = _run_local(todo, in_fs, out_fs, options, background)
         bar = _progress(len(todo), enabled=progress)
@@ -390,6 +390,7 @@ def _run_ray(
     address: str | None,
     actors: int | None,
     cpus_per_actor: float,
+    runtime_env: dict[str, Any] | None,
 ) -> Iterator[dict[str, Any]]:
     """Read with Ray Data, segment in an actor pool, yield manifest rows as they finish."""
     try:
@@ -401,10 +402,11 @@ def _run_ray(
         ) from exc
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
+        settings: dict[str, Any] = {"logging_level": "warning", "runtime_env": runtime_env}
         if address:
-            ray.init(address=address, logging_level="warning")
+            ray.init(address=address, **settings)
         else:
-            ray.init(include_dashboard=False, logging_level="warning")
+            ray.init(include_dashboard=False, **settings)
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts images, not blocks

@@ -7,6 +7,7 @@ pyarrow are imported only when a job starts, so ``--help`` is instant.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -122,6 +123,15 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="Ray: CPUs reserved per actor (default: %(default)g)",
     )
+    parser.add_argument(
+        "--runtime-env",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="Ray: runtime environment for the job's workers, e.g. "
+        '\'{"working_dir": ".", "pip": ["ai-edge-litert"]}\' (with `ray job submit`, '
+        "give it there instead)",
+    )
     parser.set_defaults(handler=run_batch_command)
     return parser
 
@@ -150,6 +160,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
             address=args.address,
             actors=args.actors,
             cpus_per_actor=args.cpus_per_actor,
+            runtime_env=args.runtime_env,
         )
     except (OSError, ValueError, ImportError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -160,3 +171,13 @@ def run_batch_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if summary.failed else 0
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object: {...}")
+    return value
