@@ -274,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="also run bench.batch: nobg batch --engine ray against the plain CLI",
     )
+    parser.add_argument(
+        "--video",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run bench.video: clips to MP4 and WebM, 2-minute 1080p RSS (default: on)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -322,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render(
         model, params, runtime, args.repeat, network, photos, cold, batch, peak_rss, memory, argv
     )
+    if args.video:
+        from bench.video import video_section
+
+        text += video_section(model, memory=args.memory)
     text += "".join("\n" + section for section in sections)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
