@@ -346,10 +346,13 @@ def _describe(container: Any, limits: VideoLimits) -> tuple[VideoInfo, Any]:
     name = container.format.name
     if any(part in name for part in _IMAGE_FORMATS):
         raise VideoError("a still image, not a video (use the photo commands for photos)")
-    if not container.streams.video:
+    pictures = [v for v in container.streams.video if not _is_cover_art(v)]
+    if not pictures:
         what = "only audio" if container.streams.audio else "no picture at all"
         raise VideoError(f"no video stream in this file ({what})")
     stream = container.streams.video[0]
+    if stream is not pictures[0]:
+        raise VideoError("the first video stream is cover art, not a video")
     codec = stream.codec_context.name if stream.codec_context is not None else None
     if codec is None or codec == "none":
         raise VideoError("unsupported video codec: this build of FFmpeg cannot decode it")
@@ -386,6 +389,16 @@ def _describe(container: Any, limits: VideoLimits) -> tuple[VideoInfo, Any]:
     audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
     info = VideoInfo(width, height, fps, duration, frames, rotation, codec, name, audio)
     return info, first
+
+
+def _is_cover_art(stream: Any) -> bool:
+    """A music file's embedded picture shows up as a one-frame 'video' stream."""
+    import av
+
+    try:
+        return bool(stream.disposition & av.stream.Disposition.attached_pic)
+    except Exception:
+        return False
 
 
 def _duration(container: Any, stream: Any) -> float:
