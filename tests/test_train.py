@@ -262,3 +262,31 @@ def test_export_refuses_oversized_file(tmp_path, monkeypatch, tiny_model_path):
     monkeypatch.setattr(train.export, "MAX_EXPORT_BYTES", 1000)
     with pytest.raises(ValueError, match="over 1000 bytes"):
         export_model(tiny_model_path, tmp_path / "big.keras")
+
+
+def test_evaluate_scores_models_side_by_side(tmp_path, tiny_model_path, capsys):
+    from train.evaluate import main as evaluate_main
+
+    data = _write_dataset(tmp_path / "data", n_train=2, n_val=3)
+    out = tmp_path / "eval"
+    evaluate_main([
+        "--data", str(data), "--split", "val", "--model", str(tiny_model_path),
+        "--compare", str(tiny_model_path), "--out", str(out),
+    ])  # fmt: skip
+    table = capsys.readouterr().out.splitlines()
+    label = f"{tiny_model_path.parent.name}/tiny"
+    assert table[-3].startswith(f"| set | images | {label} (1) | {label} (2) |")
+    row = [cell.strip() for cell in table[-1].strip("|").split("|")]
+    assert row[:2] == ["data val", "3"] and row[2] == row[3]  # the same model twice
+    summary = json.loads((out / "data-val" / "summary.json").read_text())
+    assert summary["images"] == 3 and 0 <= summary["iou"] <= 1
+    assert (out / "data-val" / "worst.png").is_file()
+    assert (out / f"{label} (2)".replace("/", "-") / "data-val" / "summary.json").is_file()
+
+
+def test_model_labels_tell_models_apart():
+    from train.evaluate import model_labels
+
+    assert model_labels([None]) == ["default"]
+    assert model_labels([Path("a/m.keras"), Path("b/n.keras")]) == ["m", "n"]
+    assert model_labels([Path("a/m.keras"), Path("b/m.keras")]) == ["a/m", "b/m"]

@@ -137,6 +137,18 @@ def score_sets(
     return summaries
 
 
+def model_labels(models: list[Path | None]) -> list[str]:
+    """Short distinct column names: the file's stem, with its folder or a number if need be."""
+    stems = [Path(m).stem if m else "default" for m in models]
+    labels = [
+        f"{Path(m).parent.name}/{stem}" if m and stems.count(stem) > 1 else stem
+        for m, stem in zip(models, stems, strict=True)
+    ]
+    return [
+        f"{label} ({i + 1})" if labels.count(label) > 1 else label for i, label in enumerate(labels)
+    ]
+
+
 def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Markdown: one row per set, IoU / boundary F1 of each model and of the peers."""
     sets = list(next(iter(results.values())))
@@ -174,10 +186,12 @@ def main(argv: list[str] | None = None) -> None:
         sets = [s for s in DEFAULT_SETS if (s[1] / f"{s[2]}.txt").is_file()]
         if not sets:
             p.error(f"no test sets found under {SHARED_DATA}; pass --data")
+    models = [args.model, *args.compare]
+    labels = model_labels(models)
+    base = args.out or Path("runs") / f"eval-{labels[0].replace('/', '-')}"
     results = {}
-    for model in [args.model, *args.compare]:
-        label = Path(model).stem if model else "default"
-        out = (args.out or Path("runs") / f"eval-{label}") / ("" if model == args.model else label)
+    for i, (model, label) in enumerate(zip(models, labels, strict=True)):
+        out = base if i == 0 else base / label.replace("/", "-")
         results[label] = score_sets(
             Segmenter(model), sets, out, not args.no_refine, args.compare_bilinear, args.limit
         )
