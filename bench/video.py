@@ -18,17 +18,30 @@ Run alone with ``python -m bench.video [--model PATH] [--no-memory]``; ``make be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
-from bench.common import MB, ROOT, log, make_photo, proc_status, python_env
+from bench.common import (
+    MB,
+    ROOT,
+    git_revision,
+    log,
+    machine_line,
+    make_photo,
+    proc_status,
+    python_env,
+)
 
 #: The issue's targets on the 2-core machine, 720p end to end.
 TARGET_MP4_FPS = 20.0
@@ -90,6 +103,87 @@ def time_render(segmenter: Any, clip: Path, output: str, background: Any) -> dic
     return row
 
 
+STEP_NAMES = (
+    "decode to RGB",
+    "network",
+    "refine (guided filter)",
+    "stabilise (hold)",
+    "decontaminate",
+    "composite / cutout",
+    "RGB -> YUV",
+    "encode",
+)
+
+
+def step_costs(segmenter: Any, clip: Path, output: str, count: int = 30) -> dict[str, float]:
+    """CPU ms per frame of each step run alone, one after the other, on ``count`` frames.
+
+    Where the time goes: unlike the stage columns these do not overlap, and they sum to
+    about the CPU time per frame of the pipelined render.
+    """
+    import av
+
+    from segmentation import compose
+    from segmentation.video import (
+        _VP9_OPTIONS,
+        _X264_OPTIONS,
+        TemporalStabilizer,
+        foreground,
+        frame_alpha,
+    )
+
+    costs = dict.fromkeys(STEP_NAMES, 0.0)
+
+    @contextlib.contextmanager
+    def timed(name: str) -> Iterator[None]:
+        start = time.process_time()
+        yield
+        costs[name] += time.process_time() - start
+
+    with av.open(str(clip)) as container, timed("decode to RGB"):
+        frames = []
+        for frame in container.decode(container.streams.video[0]):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                break
+    height, width = frames[0].shape[:2]
+    background = np.empty_like(frames[0])
+    background[:] = (0, 120, 255)
+    stabilizer = TemporalStabilizer(median=False)
+    mp4 = output == "mp4"
+    encoder = av.CodecContext.create("libx264" if mp4 else "libvpx-vp9", "w")
+    encoder.width, encoder.height, encoder.time_base = width, height, Fraction(1, FPS)
+    encoder.pix_fmt = "yuv420p" if mp4 else "yuva420p"
+    encoder.options = dict(_X264_OPTIONS if mp4 else _VP9_OPTIONS)
+    for i, rgb in enumerate(frames):
+        with timed("network"):
+            prob = segmenter.predict_probability(rgb)
+        with timed("refine (guided filter)"):
+            alpha = frame_alpha(rgb, prob)
+        with timed("stabilise (hold)"):
+            alpha = stabilizer.hold(alpha, rgb)
+        with timed("decontaminate"):
+            fg = foreground(rgb, alpha)
+        with timed("composite / cutout"):
+            if mp4:
+                picture = compose.composite(rgb, alpha, background, foreground=fg)
+            else:
+                picture = compose.cutout(rgb, alpha, foreground=fg)
+        with timed("RGB -> YUV"):
+            if mp4:
+                i420 = cv2.cvtColor(picture, cv2.COLOR_RGB2YUV_I420)
+                frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
+            else:
+                frame = av.VideoFrame.from_ndarray(picture, format="rgba")
+                frame = frame.reformat(format="yuva420p")
+        frame.pts = i
+        with timed("encode"):
+            encoder.encode(frame)
+    with timed("encode"):
+        encoder.encode(None)
+    return {name: value / len(frames) * 1000 for name, value in costs.items()}
+
+
 def speed_rows(segmenter: Any, frames: int) -> list[tuple[str, str, dict[str, float]]]:
     """(size label, output label, row) for 720p and 1080p, MP4 and WebM."""
     rows = []
@@ -102,7 +196,9 @@ def speed_rows(segmenter: Any, frames: int) -> list[tuple[str, str, dict[str, fl
             ):
                 log(f"bench.video: {label} -> {name} ...")
                 time_render(segmenter, clip, output, background)  # warm-up
-                rows.append((label, name, time_render(segmenter, clip, output, background)))
+                row = time_render(segmenter, clip, output, background)
+                row["steps"] = step_costs(segmenter, clip, output)  # type: ignore[assignment]
+                rows.append((label, name, row))
     return rows
 
 
@@ -153,6 +249,20 @@ def memory_row(model: Path, seconds: int = 120) -> dict[str, Any]:
     }
 
 
+def memory_table(mem: dict[str, Any]) -> list[str]:
+    """Markdown lines for a :func:`memory_row` result."""
+    return [
+        "",
+        "| video memory | value |",
+        "|---|---|",
+        f"| peak RSS, 2-minute 1080p clip ({mem['frames']} frames, AAC track) -> MP4, "
+        f"fresh process VmHWM | {mem['peak'] / MB:.0f} MiB ({mem['seconds']:.0f} s, "
+        f"{mem['frames'] / mem['seconds']:.1f} frames/s) |",
+        f"| its RSS 10-20 % into the render / 80-90 % into it | "
+        f"{mem['rss_early'] / MB:.0f} MiB / {mem['rss_late'] / MB:.0f} MiB |",
+    ]
+
+
 def video_section(model: Path, frames: int = 150, memory: bool = True) -> str:
     """The markdown tables bench.run appends to RESULTS.md."""
     from segmentation import Segmenter
@@ -182,18 +292,21 @@ def video_section(model: Path, frames: int = 150, memory: bool = True) -> str:
             f"| {size} -> {name} | {row['fps']:.1f} | {stages} | {row['cpu_ms']:.0f} ms "
             f"| {target} | {result} |"
         )
+    lines += [
+        "",
+        "Where the time goes: CPU ms per frame of each step run alone, one after the other "
+        "(30 frames; the WebM's RGB -> YUV is swscale here, OpenCV plus the alpha plane in "
+        "the render).",
+        "",
+        "| clip -> output | " + " | ".join(STEP_NAMES) + " | sum |",
+        "|---|" + "---|" * (len(STEP_NAMES) + 1),
+    ]
+    for size, name, row in rows:
+        steps = row["steps"]
+        cells = " | ".join(f"{steps[k]:.1f}" for k in STEP_NAMES)  # type: ignore[index]
+        lines.append(f"| {size} -> {name} | {cells} | {sum(steps.values()):.0f} |")  # type: ignore[union-attr]
     if memory:
-        mem = memory_row(model)
-        lines += [
-            "",
-            "| video memory | value |",
-            "|---|---|",
-            f"| peak RSS, 2-minute 1080p clip ({mem['frames']} frames, AAC track) -> MP4, "
-            f"fresh process VmHWM | {mem['peak'] / MB:.0f} MiB ({mem['seconds']:.0f} s, "
-            f"{mem['frames'] / mem['seconds']:.1f} frames/s) |",
-            f"| its RSS 10-20 % into the render / 80-90 % into it | "
-            f"{mem['rss_early'] / MB:.0f} MiB / {mem['rss_late'] / MB:.0f} MiB |",
-        ]
+        lines += memory_table(memory_row(model))
     return "\n".join(lines) + "\n"
 
 
@@ -205,7 +318,6 @@ def write_strip(model: Path, target: Path, frames: int = 4) -> None:
     (alpha included) and shown over a checkerboard.
     """
     import av
-    import cv2
     from PIL import Image
 
     from app_support import over_checkerboard
@@ -257,13 +369,18 @@ def main(argv: list[str] | None = None) -> int:
         help="also render a 2-minute 1080p clip for the peak RSS (default: on)",
     )  # fmt: skip
     parser.add_argument("--strip", type=Path, default=None, help="write the README strip here")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables here")
     args = parser.parse_args(argv)
     from segmentation.segmenter import DEFAULT_MODEL_PATH
 
     if args.strip is not None:
         write_strip(args.model or DEFAULT_MODEL_PATH, args.strip)
         return 0
-    print(video_section(args.model or DEFAULT_MODEL_PATH, args.frames, args.memory))
+    text = video_section(args.model or DEFAULT_MODEL_PATH, args.frames, args.memory)
+    print(text)
+    if args.out is not None:
+        header = f"# Video benchmark\n\nMachine: {machine_line()}; code {git_revision()}.\n"
+        args.out.write_text(header + text)
     return 0
 
 

@@ -136,14 +136,14 @@ def run(model: Path | None, grid: bool) -> list[tuple[str, dict[str, float]]]:
     return rows
 
 
-def render(rows: list[tuple[str, dict[str, float]]], model: str) -> str:
+def render(rows: list[tuple[str, dict[str, float]]], model: str, command: str) -> str:
     """The markdown table."""
     lines = [
         "# Video masks on the parkour clip",
         "",
         f"Machine: {machine_line()}. Model `{model}`. 100 hand-labelled 854x480 frames "
         "(DAVIS 2016 `parkour`) as a 24 fps H.264 clip, end to end to a mask video; "
-        "command `python -m bench.video_quality`.",
+        f"command `{command}`.",
         "",
         "| setting | mean IoU | flicker (mean abs. alpha change, label steady, of 255) "
         "| one-frame blinks (pixels/frame) |",
@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     from segmentation.segmenter import DEFAULT_MODEL_PATH
 
     rows = run(args.model, args.grid)
-    text = render(rows, str(args.model or DEFAULT_MODEL_PATH))
+    command = " ".join(["python -m bench.video_quality", *(argv or sys.argv[1:])])
+    text = render(rows, str(args.model or DEFAULT_MODEL_PATH), command)
     print(text)
     args.out.write_text(text)
     return 0
