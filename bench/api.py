@@ -75,7 +75,7 @@ def run_api(model: Path, clients: int = CLIENTS, requests: int = REQUESTS) -> Ap
         with log_path.open("wb") as out:
             began = time.perf_counter()
             server = subprocess.Popen(
-                [str(NOBG), "serve", "--port", str(port), "--model", str(model)],
+                [str(NOBG), "serve", "--port", str(port), "--model", str(Path(model).resolve())],
                 cwd=tmp,
                 stdout=out,
                 stderr=subprocess.STDOUT,

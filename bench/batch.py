@@ -68,7 +68,7 @@ def run_engines(model: Path, count: int = COUNT) -> list[EngineRun]:
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         folder = Path(tmp) / "in"
         write_photos(folder, count, size)
-        common = ["--model", str(model)]
+        common = ["--model", str(Path(model).resolve())]
         root = Path(tmp)
         return [
             _run(
@@ -84,24 +84,24 @@ def run_engines(model: Path, count: int = COUNT) -> list[EngineRun]:
                 count,
             ),
             _run(
-                "`nobg batch --engine ray` (local Ray, default actors)",
+                "`nobg batch --engine ray` (local Ray, default: an actor per CPU)",
                 ["batch", str(folder), str(root / "ray"), "--engine", "ray", *common],
                 root / "ray",
                 count,
             ),
             _run(
-                "`nobg batch --engine ray --actors 2`",
+                "`nobg batch --engine ray --actors 1`",
                 [
                     "batch",
                     str(folder),
-                    str(root / "ray2"),
+                    str(root / "ray1"),
                     "--engine",
                     "ray",
                     *common,
                     "--actors",
-                    "2",
+                    "1",
                 ],
-                root / "ray2",
+                root / "ray1",
                 count,
             ),
         ]

@@ -413,13 +413,16 @@ def _run_ray(
     context.verbose_stats_logs = False
     if actors is None:
         cpus = float(ray.cluster_resources().get("CPU", 1))
-        actors = max(1, int(cpus // cpus_per_actor) - 1)  # a core stays free for reading
+        actors = max(1, int(cpus // cpus_per_actor))
     targets = {job.source: job.target for job in jobs}
     dataset = ray.data.read_binary_files(
         [job.source for job in jobs],
         filesystem=in_fs,
         include_paths=True,
         ignore_missing_paths=True,
+        # Reading is I/O: it reserves no CPU, so actors holding every CPU cannot starve
+        # it (Ray Data does not always fuse the read into the actors).
+        num_cpus=0,
     )
     segmented = dataset.map(
         _RayActor,

@@ -113,8 +113,8 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="Ray: segmenting actors, one model each (default: the cluster's CPUs, "
-        "one core left for reading)",
+        help="Ray: segmenting actors, one model each (default: the cluster's CPUs "
+        "divided by --cpus-per-actor)",
     )
     parser.add_argument(
         "--cpus-per-actor",

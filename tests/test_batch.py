@@ -163,6 +163,7 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
 
 
+@pytest.mark.timeout(300)  # an actor pool holding every CPU once starved the reads: a hang
 def test_ray_engine_resumes_an_interrupted_job(
     monkeypatch, tiny_segmenter, tiny_model_path: Path, catalogue: Path, tmp_path: Path, local_ray
 ) -> None:
