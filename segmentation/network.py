@@ -87,11 +87,13 @@ class LiteRTNetwork:
 
     runtime = "litert"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+        """Load ``path``; ``num_threads`` defaults to every core (one image at a time)."""
         from ai_edge_litert.interpreter import Interpreter
 
+        threads = num_threads or os.cpu_count() or 1
         try:
-            interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
+            interpreter = Interpreter(model_path=str(path), num_threads=threads)
             interpreter.allocate_tensors()
         except Exception as exc:  # a damaged flatbuffer raises plain ValueError/RuntimeError
             raise ValueError(f"not a loadable TFLite model ({exc})") from exc
