@@ -101,9 +101,11 @@ def test_local_engine_writes_every_output_and_a_manifest(
 
 
 def test_formats_and_a_parquet_manifest(shared_segmenter, catalogue: Path, tmp_path: Path) -> None:
-    masks = run_batch(str(catalogue), str(tmp_path / "masks"), BatchOptions("mask"), progress=False)
+    dest = (tmp_path / "masks").as_uri()  # a URI, as for object stores: file:///...
+    masks = run_batch(str(catalogue), dest, BatchOptions("mask"), progress=False)
     assert (masks.written, masks.failed) == (4, 1)
     check_outputs(tmp_path / "masks", mode="L")
+    assert masks.manifest == (tmp_path / "masks" / "manifest.csv").as_posix()
     options = BatchOptions("jpg-on-background", background="#1e90ff", refine=False)
     manifest = tmp_path / "report" / "jobs.parquet"
     jpegs = run_batch(
