@@ -16,7 +16,8 @@ previews.
 
 A video (second tab) shows its first frame's result at once, then renders the whole
 clip in this session's script thread with a progress bar (other sessions are served
-meanwhile: the shared model is locked one frame at a time). The rendered file is kept
+meanwhile: a render runs the network on its own one-thread interpreter, and the shared
+Keras model, when there is no .tflite, is locked one frame at a time). The rendered file is kept
 in the session's state, so reruns do not render again; a session that goes away stops
 its render, because the progress bar's next update raises Streamlit's stop exception
 and segmentation.video then stops its threads and deletes the unfinished file.
