@@ -420,9 +420,13 @@ def _run_ray(
         filesystem=in_fs,
         include_paths=True,
         ignore_missing_paths=True,
-        # Reading is I/O: it reserves no CPU, so actors holding every CPU cannot starve
-        # it (Ray Data does not always fuse the read into the actors).
-        num_cpus=0,
+        # One block per file and the actors' CPUs: then Ray Data fuses the read into
+        # the actors (a folder of fewer files than its default parallelism, or other
+        # remote args, keep them apart), and a pool holding every CPU cannot starve
+        # separate read tasks. Measured here: 60 1 MP JPEGs, two actors, 14.8 images/s
+        # fused, 9.4 with the reads as their own zero-CPU tasks.
+        override_num_blocks=len(jobs),
+        num_cpus=cpus_per_actor,
     )
     segmented = dataset.map(
         _RayActor,
