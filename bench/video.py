@@ -128,10 +128,12 @@ def step_costs(segmenter: Any, clip: Path, output: str, count: int = 30) -> dict
         _VP9_OPTIONS,
         _X264_OPTIONS,
         TemporalStabilizer,
+        _render_segmenter,
         foreground,
         frame_alpha,
     )
 
+    segmenter = _render_segmenter(segmenter)  # the one-thread network a render uses
     costs = dict.fromkeys(STEP_NAMES, 0.0)
 
     @contextlib.contextmanager
@@ -295,8 +297,8 @@ def video_section(model: Path, frames: int = 150, memory: bool = True) -> str:
     lines += [
         "",
         "Where the time goes: CPU ms per frame of each step run alone, one after the other "
-        "(30 frames; the WebM's RGB -> YUV is swscale here, OpenCV plus the alpha plane in "
-        "the render).",
+        "(30 frames; the network on its one-thread interpreter as in a render; the WebM's "
+        "RGB -> YUV is swscale here, OpenCV plus the alpha plane in the render).",
         "",
         "| clip -> output | " + " | ".join(STEP_NAMES) + " | sum |",
         "|---|" + "---|" * (len(STEP_NAMES) + 1),

@@ -443,8 +443,14 @@ def test_cli_one_bad_clip_among_good_ones(tmp_path: Path, tiny_model_path, capsy
     assert len(rgba) == 4 and rgba[0].shape == (H, W, 4)
 
 
-def test_cli_formats_and_argument_errors(tmp_path: Path, tiny_model_path, capsys) -> None:
+def test_cli_formats_and_argument_errors(
+    tmp_path: Path, tiny_model_path, tiny_segmenter, monkeypatch, capsys
+) -> None:
+    import segmentation.segmenter
     from segmentation.cli import main
+
+    # The test above loads the model for real; here each run reuses the session's.
+    monkeypatch.setattr(segmentation.segmenter, "Segmenter", lambda path: tiny_segmenter)
 
     source = write_clip(tmp_path / "clip.mov", frames=3)
     out = tmp_path / "out"
