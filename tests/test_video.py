@@ -126,6 +126,7 @@ INPUTS = {
     "mp4-h265": ("clip.mp4", "libx265", "yuv420p"),
     "mov-h264": ("clip.mov", "libx264", "yuv420p"),
     "webm-vp9": ("clip.webm", "libvpx-vp9", "yuv420p"),
+    "webm-vp8": ("clip.webm", "libvpx", "yuv420p"),
     "mkv-h264": ("clip.mkv", "libx264", "yuv420p"),
     "avi-mpeg4": ("clip.avi", "mpeg4", "yuv420p"),
     "gif": ("clip.gif", "gif", "rgb8"),
