@@ -14,17 +14,19 @@ between, and encodes one of:
 Frame timestamps (so variable frame rates), the size, the duration and the first
 audio track are kept; rotation metadata is applied, so the result is upright. Work is
 streamed through bounded queues, four stages on their own threads (decode, network,
-refinement + compositing, encoding), so memory stays flat whatever the length and the
-two cores stay busy. The result is written to a hidden temporary file beside the
-target and renamed at the very end: a failure or a cancelled render leaves nothing.
+refinement, decontamination) and compositing + encoding in the caller's thread, so
+memory stays flat whatever the length and the two cores stay busy. The result is
+written to a hidden temporary file beside the target and renamed at the very end: a
+failure or a cancelled render leaves nothing.
 
 Steadiness (:class:`TemporalStabilizer`): the network sees each frame on its own, so
 its map jitters at the outline and a doubtful region can blink on for one frame. Three
 cheap steps on top of the photo path remove that: a temporal median of three maps
 (drops one-frame blinks, keeps monotonic motion exactly), a motion-adaptive running
-average of the map (smooths small changes, follows large ones at once), and a dead
-band on the final 8-bit alpha (a change of a few levels, which sensor noise causes
-through the guided filter, is not passed on: a still scene gives a still mask).
+average of the map (smooths small changes, follows large ones at once), and a hold on
+the final 8-bit alpha: where the picture itself has not moved, the alpha is kept
+(sensor noise moves the guided filter's outline every frame; a still scene gives a
+still mask).
 """
 
 from __future__ import annotations
@@ -87,9 +89,8 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
     "mask": (".mp4", "the mask as greyscale H.264"),
 }
 
-#: Encoder settings. VP9 in libvpx's realtime mode at speed 8 and row threading is
-#: the only VP9 setting fast enough for the speed targets on two cores (the 'good'
-#: deadline is ~10x slower); a CRF of 30 keeps edges clean at 720p.
+#: Encoder settings. VP9: libvpx's realtime mode at speed 8 with row threading, what
+#: keeps a 720p transparent WebM above 12 frames/s on two cores (bench/video.py).
 _VP9_OPTIONS = {
     "deadline": "realtime",
     "cpu-used": "8",
@@ -165,8 +166,11 @@ class VideoResult:
 
 # --- stabilisation --------------------------------------------------------------------
 
-#: Defaults of :class:`TemporalStabilizer`, chosen on the parkour clip (see
-#: bench/video_quality.py and bench/VIDEO_QUALITY.md).
+#: Defaults of :class:`TemporalStabilizer`. The median and the average were compared on
+#: the parkour clip (bench/VIDEO_QUALITY.md: the median does most of the work, the
+#: average's rate hardly matters); the hold's thresholds follow from the noise it must
+#: ignore (sigma 4 per pixel averages to 0.5 over an 8x8 block) and are checked by the
+#: still-scene test.
 STAB_MEDIAN = True  # temporal median of three maps
 STAB_MOTION = 0.3  # map change at and above which the average follows at once
 STAB_MIN_RATE = 0.4  # share of a small map change taken per frame
