@@ -698,6 +698,10 @@ class _Render:
         step = 1 / (self.info.fps or 25)
         last_pts = None
         start_pts = self.video.start_time
+        audio_end = 0.0  # a header's duration can be the longer audio track's
+        audio_start = 0.0
+        if self.audio is not None and self.audio.start_time is not None:
+            audio_start = float(self.audio.start_time * self.audio.time_base)
         t0 = time.perf_counter()
         try:
             for packet in self.container.demux(streams):
@@ -705,6 +709,9 @@ class _Render:
                     return
                 if packet.stream is self.audio:
                     if packet.dts is not None:
+                        if packet.pts is not None and packet.time_base is not None:
+                            end = (packet.pts + (packet.duration or 0)) * packet.time_base
+                            audio_end = max(audio_end, float(end) - audio_start)
                         self._put(mux_out, ("audio", packet))
                     continue
                 for frame in packet.decode():
@@ -731,7 +738,8 @@ class _Render:
         if not self.decoded:
             raise VideoError("damaged video: no frame could be decoded; nothing was written")
         declared = self.info.duration
-        if declared and self.last_time < declared - max(_TRUNCATION_SLACK_S, 2 * step):
+        ended = max(self.last_time, audio_end)
+        if declared and ended < declared - max(_TRUNCATION_SLACK_S, 2 * step):
             raise VideoError(
                 f"truncated video: the frames stop at {self.last_time:.1f} s of the "
                 f"{declared:.1f} s the file declares ({self.decoded} frames); nothing was written"

@@ -65,6 +65,7 @@ def write_clip(
     audio: str | None = None,
     rotation: int | None = None,
     pictures: list[np.ndarray] | None = None,
+    audio_seconds: float | None = None,
 ) -> Path:
     """Write a small clip; ``pts`` in 1/fps units gives a variable frame rate."""
     width, height = size
@@ -85,7 +86,7 @@ def write_clip(
         for packet in stream.encode():
             out.mux(packet)
         if sound is not None:
-            seconds = (pts[-1] + 1 if pts else frames) / fps
+            seconds = audio_seconds or (pts[-1] + 1 if pts else frames) / fps
             n = int(48000 * seconds)
             tone = (0.3 * np.sin(np.arange(n) * 2 * np.pi * 440 / 48000)).astype(np.float32)
             chunk = 960
@@ -465,3 +466,13 @@ def test_cli_formats_and_argument_errors(
     assert exit_info.value.code == 2
     assert "--background needs --format mp4" in capsys.readouterr().err
     assert main(["video", str(tmp_path / "missing.mp4"), "-o", str(out), *model]) == 1
+
+
+def test_a_longer_audio_track_is_not_mistaken_for_truncation(tmp_path: Path) -> None:
+    # 0.5 s of picture, 1 s of sound: the WebM header's duration is the sound's.
+    source = write_clip(
+        tmp_path / "in.webm", "libvpx-vp9", frames=5, audio="libopus", audio_seconds=1.5
+    )
+    assert probe(source).duration > 1.2
+    result = remove_background(source, tmp_path / "out.webm", BlockSegmenter())
+    assert result.frames == 5
