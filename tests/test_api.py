@@ -8,6 +8,7 @@ one readable ``detail`` string (the CLI's reason), never a 500.
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from PIL import Image
 from segmentation.api import API_KEY_HEADER, Settings, create_app
 from segmentation.errors import ImageError
 from segmentation.io import load_image
-from tests.corpus import encode, synthetic_photo
+from tests.corpus import encode, synthetic_photo, zero_png
 
 #: A small upload limit, so the size tests need no big bodies.
 MAX_UPLOAD_MB = 0.2
@@ -111,6 +112,11 @@ BAD_REQUESTS = {
         {"content": jpeg(), "params": {"max_megapixels": "0.001"}},
         413,
         cli_reason(jpeg(), max_megapixels=0.001),
+    ),
+    "12 MP header over the 2 MP limit": (  # a few kB: refused from the header
+        {"files": {"image": ("big.png", zero_png(4000, 3000))}},
+        413,
+        "big.png: " + cli_reason(zero_png(4000, 3000), max_megapixels=2.0),
     ),
     "no image field": (
         {"files": {"photo": ("me.jpg", jpeg())}},
@@ -245,3 +251,35 @@ def test_unexpected_failure_is_json(tiny_segmenter) -> None:
         response = broken.post("/v1/cutout", content=jpeg())
     assert response.status_code == 500
     assert response.json() == {"detail": "unexpected failure (RuntimeError: disk on fire)"}
+
+
+def test_serve_command_hands_its_settings_to_every_worker(monkeypatch, capsys) -> None:
+    """``nobg serve`` starts uvicorn on the app factory; options travel as variables."""
+    import uvicorn
+
+    from segmentation import api
+    from segmentation.api import ENV_API_KEY, Settings
+    from segmentation.cli import main
+
+    names = [ENV_API_KEY, api.ENV_MAX_UPLOAD_MB, api.ENV_MAX_MEGAPIXELS, api.ENV_CONCURRENCY]
+    for name in [*names, "SEGMENTATION_MODEL"]:
+        monkeypatch.setenv(name, "")  # restored after the test, whatever serve sets
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+
+    assert main(["serve"]) == 0
+    app, kwargs = calls[-1]
+    assert app == "segmentation.api:app_from_env" and kwargs["factory"] is True
+    assert (kwargs["host"], kwargs["port"], kwargs["workers"]) == ("127.0.0.1", 8000, 1)
+    assert capsys.readouterr().err == ""  # localhost without a key: fine
+
+    assert main(["serve", "--host", "0.0.0.0", "--workers", "2", "--max-upload-mb", "5"]) == 0
+    assert calls[-1][1]["workers"] == 2
+    assert "without an API key" in capsys.readouterr().err
+    assert Settings.from_env().max_upload_mb == 5
+
+    monkeypatch.setenv(ENV_API_KEY, "from the environment")
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    assert capsys.readouterr().err == ""
+    assert Settings.from_env().api_key == "from the environment"
