@@ -123,3 +123,16 @@ def test_wheel_holds_the_package_the_model_and_the_command(tmp_path: Path) -> No
         keras_at = names.index(f"segmentation/weights/{MODEL_NAME}")
         assert names.index(f"segmentation/weights/{tflite.name}") > keras_at
     assert not any(n.startswith(("tests/", "train/", "weights/", "bench/")) for n in names)
+
+
+def test_a_keras_model_without_keras_says_what_to_install(monkeypatch, tmp_path: Path) -> None:
+    """The plain install has LiteRT only: a .keras without a .tflite names the extra."""
+    import segmentation.segmenter
+    from segmentation.resources import load_segmenter
+
+    def no_keras(path):
+        raise ModuleNotFoundError("No module named 'keras'")
+
+    monkeypatch.setattr(segmentation.segmenter, "Segmenter", no_keras)
+    with pytest.raises(ValueError, match=r"pip install 'person-background-remover\[keras\]'"):
+        load_segmenter(tmp_path / "other.keras")
