@@ -388,6 +388,13 @@ def segmenter_ready(path: Path) -> bool:
     return True
 
 
+#: Behind the player, so a transparent WebM shows where it is transparent.
+CHECKERBOARD_CSS = """<style>
+.st-key-video-result video {
+  background: repeating-conic-gradient(#c8c8c8 0% 25%, #ebebeb 0% 50%) 0 0 / 24px 24px;
+}
+</style>"""
+
 VIDEO_LIMITS = VideoLimits(
     max_seconds=APP_VIDEO_MAX_SECONDS, max_megapixels=APP_VIDEO_MAX_MEGAPIXELS
 )
@@ -405,7 +412,8 @@ def show_video(settings: Settings, path: Path) -> None:
     )
     st.caption(
         f"Up to {limit_mb} MB, {APP_VIDEO_MAX_SECONDS:.0f} s and 1920 × 1080 px per clip "
-        "· MP4, MOV or WebM · processed on this server and not stored."
+        "· MP4, MOV or WebM · processed on this server and not stored. The sidebar's "
+        "refinement and background apply to videos; the edge and overlay controls to photos."
     )
     if upload is None:
         st.info("Upload a clip: its first frame shows at once, then the whole clip renders.")
@@ -437,9 +445,14 @@ def show_video(settings: Settings, path: Path) -> None:
                 return
             done = (key, rendered)
             st.session_state["video_render"] = done
-    with st.container(key="video-result"):
-        st.video(done[1], format=mime)
-    st.download_button(
+    left, right = st.columns(2)
+    left.caption(
+        "The whole clip, background removed (a checkerboard shows where it is transparent):"
+    )
+    with right.container(key="video-result"):
+        st.markdown(CHECKERBOARD_CSS, unsafe_allow_html=True)
+        st.video(done[1], format=mime, loop=True)
+    left.download_button(
         label,
         done[1],
         file_name=f"{safe_stem(upload.name)}-nobg.{ext}",
