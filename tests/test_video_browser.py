@@ -18,6 +18,8 @@ from tests import test_browser
 from tests.test_browser import (
     EXAMPLE,
     RESULT_TIMEOUT_MS,
+    SAVE,
+    SCREENSHOTS,
     _assert_no_traceback,
     _download,
     _trained_weights,
@@ -74,6 +76,12 @@ def test_video_upload_plays_and_downloads_a_transparent_webm(
     assert (state["width"], state["height"]) == (240, 320), state
     assert state["time"] > 0, state
     assert state["duration"] == pytest.approx(FRAMES / 10, abs=0.15), state
+
+    if SAVE:  # README picture (SAVE_SCREENSHOTS=1), the player paused on its first frame
+        video.evaluate("(v) => { v.pause(); v.currentTime = 0; }")
+        page.set_viewport_size({"width": 1400, "height": 1500})
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SCREENSHOTS / "app-video.png"))
 
     downloaded = _download(page, ".st-key-video-download", tmp_path)
     assert downloaded.name == "walk-nobg.webm"
