@@ -92,3 +92,30 @@ def test_a_bad_video_gets_a_message_naming_it(app: AppTest) -> None:
     assert not app.exception
     assert len(app.error) == 1 and "party.mp4: not a video" in app.error[0].value
     assert not app.get("video")
+
+
+def test_a_session_that_goes_away_stops_its_render(tmp_path: Path) -> None:
+    """Streamlit stops a gone session's script at its next page update: the progress bar.
+
+    That update raises StopException inside remove_background's progress callback; the
+    render must end there (threads stopped) and leave no file behind.
+    """
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from segmentation.video import remove_background
+    from tests.test_video import BlockSegmenter
+
+    source = write_clip(tmp_path / "long.mp4", frames=30)
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 3:
+            raise StopException()
+
+    with pytest.raises(StopException):
+        remove_background(source, out / "x.webm", BlockSegmenter(), progress=progress)
+    assert seen == [1, 2, 3], "no frame was encoded after the stop"
+    assert list(out.iterdir()) == []
