@@ -244,7 +244,15 @@ def test_train_resume_export_and_predict(tmp_path):
 
     with pytest.raises(SystemExit, match="--resume"):
         train_main([*common, "--epochs", "2"])
+    # Make the logged best unbeatable: the resumed epoch must then leave best.keras alone.
+    log = (run / "log.csv").read_text().splitlines()
+    header = log[0].split(",")
+    first = log[1].split(",")
+    first[header.index("val_iou")] = "1.5"
+    (run / "log.csv").write_text("\n".join([log[0], ",".join(first)]) + "\n")
+    best_before = (run / "best.keras").read_bytes()
     train_main([*common, "--epochs", "2", "--resume", "--export", str(exported)])
+    assert (run / "best.keras").read_bytes() == best_before
     with open(run / "log.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
     assert json.loads((run / "config.json").read_text())["epochs"] == 2

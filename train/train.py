@@ -11,6 +11,7 @@ in proportion to their shares. Validation uses the first folder's val split.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import sys
@@ -207,7 +208,14 @@ def train(args: argparse.Namespace) -> Path:
         keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
         keras.callbacks.ModelCheckpoint(
-            str(out / "best.keras"), monitor="val_iou", mode="max", save_best_only=True
+            str(out / "best.keras"),
+            monitor="val_iou",
+            mode="max",
+            save_best_only=True,
+            # A resumed run must beat the best epoch so far, not just its own first one.
+            initial_value_threshold=_best_logged(out / "log.csv", "val_iou")
+            if args.resume
+            else None,
         ),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         _PlotCallback(out),
@@ -222,6 +230,15 @@ def train(args: argparse.Namespace) -> Path:
     )
     keras.mixed_precision.set_global_policy("float32")  # export builds a float32 model
     return out / "best.keras"
+
+
+def _best_logged(log_csv: Path, key: str) -> float | None:
+    """The highest ``key`` in a run's CSV log, or None before the first epoch."""
+    if not log_csv.is_file():
+        return None
+    with open(log_csv, newline="") as f:
+        values = [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
+    return max(values, default=None)
 
 
 class _PlotCallback(keras.callbacks.Callback):
