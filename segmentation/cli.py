@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from segmentation import __version__
+from segmentation.cli_common import files_in, positive_float
 from segmentation.errors import ImageError
 from segmentation.io import IMAGE_EXTENSIONS, encode_png, load_image
 from segmentation.resources import MODEL_ENV, load_segmenter
@@ -95,7 +96,7 @@ def build_parser(prog: str = "python -m segmentation") -> argparse.ArgumentParse
     )
     common.add_argument(
         "--max-megapixels",
-        type=_positive_float,
+        type=positive_float,
         default=50.0,
         metavar="MP",
         help="refuse larger images (default: %(default)g)",
@@ -211,18 +212,10 @@ def collect_inputs(
     sources: list[tuple[Path, Path]] = []  # (file, path relative to outdir, no suffix)
     failures: list[tuple[Path, str]] = []
     seen: set[Path] = set()
-    out_resolved = Path(outdir).resolve()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and not _inside_outdir(p, path, out_resolved)
-            )
+            found = files_in(path, IMAGE_EXTENSIONS, outdir)
             if not found:
                 failures.append((path, "no images in this folder"))
             pairs = [(p, p.relative_to(path).with_suffix("")) for p in found]
@@ -248,11 +241,6 @@ def collect_inputs(
         else:
             jobs.append((source, target))
     return jobs, failures
-
-
-def _inside_outdir(file: Path, folder: Path, outdir: Path) -> bool:
-    """A previous run's results in OUTDIR, itself inside a scanned folder, are not inputs."""
-    return outdir != folder.resolve() and file.resolve().is_relative_to(outdir)
 
 
 def _parse_background(
@@ -300,16 +288,6 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def _error(path: Path, reason: str, progress=None) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from segmentation.cli_common import positive_float
 from segmentation.resources import MODEL_ENV
 
 DESCRIPTION = """\
@@ -79,14 +80,14 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-upload-mb",
-        type=_positive_float,
+        type=positive_float,
         default=50.0,
         metavar="MB",
         help="refuse larger request bodies before reading them (default: %(default)g)",
     )
     parser.add_argument(
         "--max-megapixels",
-        type=_positive_float,
+        type=positive_float,
         default=50.0,
         metavar="MP",
         help="refuse larger images, judged from their header (default: %(default)g)",
@@ -153,9 +154,3 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
-
-
-def _positive_float(text: str) -> float:
-    from segmentation.cli import _positive_float as parse
-
-    return parse(text)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from segmentation.cli_common import files_in, positive_float
 from segmentation.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS
 
 DESCRIPTION = """\
@@ -96,14 +97,14 @@ def add_video_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=600.0,
         metavar="S",
         help="refuse longer clips (default: %(default)g)",
     )
     parser.add_argument(
         "--max-megapixels",
-        type=_positive_float,
+        type=positive_float,
         default=8.9,
         metavar="MP",
         help="refuse clips with larger frames (default: %(default)g, 4096x2160)",
@@ -216,18 +217,10 @@ def collect_videos(
     pairs: list[tuple[Path, Path]] = []
     failures: list[tuple[Path, str]] = []
     seen: set[Path] = set()
-    out_resolved = Path(outdir).resolve()
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in VIDEO_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and not p.resolve().is_relative_to(out_resolved)
-            )
+            found = files_in(path, VIDEO_EXTENSIONS, outdir)
             if not found:
                 failures.append((path, "no videos in this folder"))
             candidates = [(p, p.relative_to(path).with_suffix(suffix)) for p in found]
@@ -248,13 +241,3 @@ def collect_videos(
             else:
                 pairs.append((source, target))
     return pairs, failures
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
