@@ -10,25 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from tests.test_app import APP, RUN_TIMEOUT, _RecordingManager
+from tests.test_app import download_bytes as click_download
 from tests.test_video import decode, write_clip
-
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "app.py"
-RUN_TIMEOUT = 180
-
-
-class _RecordingManager(MediaFileManager):
-    """MediaFileManager that remembers its instances (AppTest makes one per run)."""
-
-    instances: list[MediaFileManager] = []  # noqa: RUF012 (test-only registry)
-
-    def __init__(self, storage) -> None:
-        super().__init__(storage)
-        self.storage = storage
-        _RecordingManager.instances.append(self)
 
 
 @pytest.fixture
@@ -45,11 +31,7 @@ def app(tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppT
 
 def download_bytes(at: AppTest, key: str) -> bytes:
     (button,) = [b for b in at.download_button if b.key == key]
-    manager = _RecordingManager.instances[-1]
-    url = button.proto.url
-    if button.proto.deferred_file_id:
-        url = manager.execute_deferred(button.proto.deferred_file_id)
-    return manager.storage.get_file(url.rsplit("/", 1)[-1]).content
+    return click_download(button)
 
 
 def test_video_upload_renders_a_transparent_webm(app: AppTest, tmp_path: Path) -> None:
