@@ -134,11 +134,11 @@ def run(args: argparse.Namespace) -> int:
     if not jobs:
         return 1
 
-    import segmentation.segmenter
+    from segmentation.resources import load_segmenter
 
     try:
         with _native_stderr_silenced():
-            segmenter = segmentation.segmenter.Segmenter(args.model)
+            segmenter = load_segmenter(args.model)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
