@@ -208,7 +208,7 @@ def test_boundary_weight_counts_outline_errors_more():
 
 
 @pytest.mark.slow
-def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path):
+def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path, capsys):
     people = _write_dataset(tmp_path / "people")
     studio = _write_dataset(tmp_path / "studio", n_train=4, n_val=1)
     run = tmp_path / "runs" / "mix"
@@ -216,8 +216,10 @@ def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path):
         "--data", f"{people}=3", "--data", f"{studio}=1", "--paste-from", str(studio),
         "--out", str(run), "--size", "64", "--batch", "2", "--epochs", "1",
         "--steps-per-epoch", "3", "--decoder-filters", "8,8,8,8", "--boundary-weight", "2",
-        "--init", str(tiny_model_path),
+        "--init", str(tiny_model_path), "--log-every", "2",
     ])  # fmt: skip
+    progress = [line for line in capsys.readouterr().out.splitlines() if " img/s" in line]
+    assert [line.split(":")[0] for line in progress] == ["epoch 1 step 2/3", "epoch 1 step 3/3"]
     config = json.loads((run / "config.json").read_text())
     assert config["data"] == [f"{people}=3", f"{studio}=1"] and config["init"]
     with open(run / "log.csv") as f:

@@ -106,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
     p.add_argument("--export", type=Path, help="write the best model here at the end (.keras)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--log-every",
+        type=int,
+        default=25,
+        help="steps between progress lines when the output is not a terminal (0: off)",
+    )
     return p.parse_args(argv)
 
 
@@ -220,6 +226,8 @@ def train(args: argparse.Namespace) -> Path:
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         _PlotCallback(out),
     ]
+    if not sys.stdout.isatty() and args.log_every > 0:
+        callbacks.append(_ProgressCallback(args.log_every, steps, args.batch))
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -250,6 +258,35 @@ class _PlotCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         plot_history(self.out / "log.csv", self.out / "curves.png")
+
+
+class _ProgressCallback(keras.callbacks.Callback):
+    """Prints step rate and loss mid-epoch, flushed, for runs logged to a file.
+
+    Keras writes one line per epoch when stdout is not a terminal, so a slow background
+    epoch is silent for its whole length; this makes the images/second visible at once.
+    """
+
+    def __init__(self, every: int, steps: int, batch: int):
+        super().__init__()
+        self.every, self.steps, self.batch = every, steps, batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.start = epoch + 1, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = batch + 1
+        if done % self.every and done != self.steps:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = done * self.batch / elapsed
+        eta_min = (self.steps - done) * self.batch / rate / 60
+        loss = (logs or {}).get("loss", float("nan"))
+        print(
+            f"epoch {self.epoch} step {done}/{self.steps}: {rate:.1f} img/s, "
+            f"loss {loss:.4f}, epoch ends in {eta_min:.1f} min",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
