@@ -6,6 +6,8 @@ import argparse
 import csv
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +152,27 @@ def test_upper_body_crops_frame_the_top_of_the_person():
         return float(np.mean(shares))
 
     assert head_share(portrait) > 3 * head_share(GEOMETRY_ONLY)
+
+
+def test_close_up_crops_fill_the_frame_with_the_person_without_the_head():
+    """Close-ups show mostly person, often with no head in view, unlike the default zoom."""
+    photo, mask = _standing_figure()
+    close_up = dataclasses.replace(GEOMETRY_ONLY, close_up_probability=1.0)
+    tf.random.set_seed(2)
+
+    def crops(cfg):
+        person, headless = [], 0
+        for _ in range(12):
+            image, target = geometric(tf.constant(photo), tf.constant(mask), 64, cfg)
+            red = (image.numpy()[..., 0] > 128) & (image.numpy()[..., 2] < 128)
+            person.append(float((target.numpy() > 0.5).mean()))
+            headless += bool(person[-1] > 0.3 and red.mean() < 0.01)
+        return float(np.mean(person)), headless
+
+    close_share, close_headless = crops(close_up)
+    plain_share, plain_headless = crops(GEOMETRY_ONLY)
+    assert close_share > 0.5 and close_share > 2 * plain_share
+    assert close_headless >= 4 and plain_headless == 0
 
 
 def test_paste_person_adds_the_person_and_keeps_the_label_union():
@@ -300,3 +323,16 @@ def test_model_labels_tell_models_apart():
     assert model_labels([None]) == ["default"]
     assert model_labels([Path("a/m.keras"), Path("b/n.keras")]) == ["m", "n"]
     assert model_labels([Path("a/m.keras"), Path("b/m.keras")]) == ["a/m", "b/m"]
+
+
+@pytest.mark.slow
+def test_speed_table_sets_the_thread_pools_and_skips_xla():
+    """Thread pools can only be set before TensorFlow runs an op, so this is a fresh process."""
+    command = [sys.executable, "-m", "train.speed", "--sizes", "64", "--batch", "2"]
+    command += ["--steps", "1", "--no-xla", "--threads", "1,1"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    lines = run.stdout.splitlines()
+    assert lines[0] == "threads: intra-op 1, inter-op 1"
+    rows = [line.split(" | ") for line in lines if line.startswith("| 64 ")]
+    assert [(row[1], row[2]) for row in rows] == [("float32", "off"), ("bfloat16", "off")]
+    assert all(float(row[3].rstrip(" |")) > 0 for row in rows)

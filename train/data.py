@@ -112,6 +112,11 @@ class AugmentConfig:
     upper_body_probability: float = 0.0
     #: Visible part of the person's height in an upper-body crop, from the top.
     upper_body_fraction: tuple[float, float] = (0.25, 0.7)
+    #: Share of crops that zoom into any part of the person (a torso, hands holding a
+    #: phone), so that a person filling the frame with no face in it is still a person.
+    close_up_probability: float = 0.0
+    #: Window side of a close-up, as a fraction of the person's longer box side.
+    close_up_fraction: tuple[float, float] = (0.25, 0.6)
     #: Share of examples with another person pasted in (see :func:`paste_person`).
     paste_probability: float = 0.0
     #: Height of the pasted person as a fraction of the frame.
@@ -188,7 +193,8 @@ def _last(indices: tf.Tensor) -> tf.Tensor:
 def _random_affine(
     in_size: int, out_size: int, cfg: AugmentConfig, mask: tf.Tensor | None = None
 ) -> tf.Tensor:
-    """Output->input transform of a random crop: the v1 zoom, or an upper-body framing."""
+    """Output->input transform of a random crop: the v1 zoom, an upper-body framing or
+    a close-up inside the person."""
     zoom = _log_uniform(*cfg.zoom)
     aspect = _log_uniform(*cfg.aspect)
     theta = _uniform(-1.0, 1.0) * cfg.rotation_degrees * math.pi / 180
@@ -197,9 +203,12 @@ def _random_affine(
     slack = tf.maximum((1.0 - zoom) * in_size / 2, 0.08 * in_size)
     cx = in_size / 2 + _uniform(-1.0, 1.0) * slack
     cy = in_size / 2 + _uniform(-1.0, 1.0) * slack
-    if mask is not None and cfg.upper_body_probability > 0:
+    framing = cfg.upper_body_probability + cfg.close_up_probability
+    if mask is not None and framing > 0:
         found, top, bottom, left, right = _person_box(mask)
-        upper = tf.logical_and(found, tf.random.uniform([]) < cfg.upper_body_probability)
+        draw = tf.random.uniform([])
+        upper = tf.logical_and(found, draw < cfg.upper_body_probability)
+        close = tf.logical_and(found, tf.logical_not(upper) & (draw < framing))
         # Window side: the top part of the person's height, at least most of the width.
         side = tf.maximum(
             _uniform(*cfg.upper_body_fraction) * (bottom - top),
@@ -210,6 +219,12 @@ def _random_affine(
         zoom = tf.where(upper, side / in_size, zoom)
         cx = tf.where(upper, (left + right) / 2 + _uniform(-0.15, 0.15) * side, cx)
         cy = tf.where(upper, top - headroom + side / 2, cy)
+        # Close-up: a small window centred on a random point of the person's box.
+        near = _uniform(*cfg.close_up_fraction) * tf.maximum(bottom - top, right - left)
+        near = tf.clip_by_value(near, 0.3 * in_size, 1.0 * in_size)  # at most ~3x upscaling
+        zoom = tf.where(close, near / in_size, zoom)
+        cx = tf.where(close, left + _uniform(0.2, 0.8) * (right - left), cx)
+        cy = tf.where(close, top + _uniform(0.15, 0.85) * (bottom - top), cy)
     scale = zoom * in_size / out_size
     return _affine(scale, aspect, theta, flip, (cx, cy), (out_size / 2, out_size / 2))
 

@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of crops framed as portraits (top of the person)",
     )
     p.add_argument(
+        "--close-up",
+        type=float,
+        default=TRAINING_AUGMENT.close_up_probability,
+        help="share of crops zoomed into any part of the person (no face needed)",
+    )
+    p.add_argument(
         "--boundary-weight",
         type=float,
         default=0.0,
@@ -144,6 +150,7 @@ def train(args: argparse.Namespace) -> Path:
         "paste_from": str(args.paste_from) if args.paste_from else None,
         "paste": args.paste,
         "upper_body": args.upper_body,
+        "close_up": args.close_up,
         "boundary_weight": args.boundary_weight,
         "init": str(args.init) if args.init else None,
         "mixed_precision": args.mixed_precision,
@@ -181,7 +188,10 @@ def train(args: argparse.Namespace) -> Path:
     print(f"data: {n_train} train ({counts}), {len(val_x)} val, {time.time() - t0:.0f} s")
 
     augment = dataclasses.replace(
-        TRAINING_AUGMENT, paste_probability=args.paste, upper_body_probability=args.upper_body
+        TRAINING_AUGMENT,
+        paste_probability=args.paste,
+        upper_body_probability=args.upper_body,
+        close_up_probability=args.close_up,
     )
     train_ds = make_mixed_dataset(
         sources, args.batch, args.size, augment, paste_pool=caches[paste_key], seed=args.seed
