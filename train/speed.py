@@ -1,10 +1,12 @@
 """Training speed (images/second) of the train step for the options that might help.
 
-    python -m train.speed [--sizes 256,384] [--batch 16] [--steps 6]
+    python -m train.speed [--sizes 256,384] [--batch 16] [--steps 6] [--no-xla]
+        [--threads INTRA,INTER]
 
 Each row builds the model afresh and times ``train_on_batch`` on one fixed batch after
 warm-up, so only the network's forward and backward pass is measured; the tf.data
-pipeline is timed separately (it runs on the same cores during training).
+pipeline is timed separately (it runs on the same cores during training). Thread pools
+are fixed once per process, so compare ``--threads`` settings in separate runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from segmentation.model import DEFAULT_DECODER_FILTERS, build_unet
 from train.metrics import BceDiceLoss
@@ -50,10 +53,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", default="256,384")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--no-xla", action="store_true", help="skip the XLA rows (slow on CPUs)")
+    p.add_argument(
+        "--threads",
+        default="0,0",
+        help="TensorFlow's intra-op and inter-op thread pools (0: its default)",
+    )
     args = p.parse_args(argv)
+    intra, inter = (int(n) for n in args.threads.split(","))
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    print(f"threads: intra-op {intra or 'default'}, inter-op {inter or 'default'}")
     print("| input | precision | XLA | images/s |\n|---|---|---|---|")
     for size, bf16, jit in itertools.product(
-        [int(s) for s in args.sizes.split(",")], (False, True), (False, True)
+        [int(s) for s in args.sizes.split(",")],
+        (False, True),
+        (False,) if args.no_xla else (False, True),
     ):
         try:
             speed = f"{step_speed(size, args.batch, args.steps, mixed_precision=bf16, jit=jit):.1f}"
