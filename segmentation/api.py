@@ -97,6 +97,9 @@ class Options(BaseModel):
     """Query parameters of every image endpoint (the CLI's options)."""
 
     refine: bool = Field(True, description="follow the photo's edges at full resolution")
+    zoom: bool = Field(
+        True, description="look again, closer, at people who fill only part of the photo"
+    )
     decontaminate: bool = Field(
         True, description="remove the old background's tint from semi-transparent edges"
     )
@@ -418,7 +421,9 @@ def _predict(segmenter: Any, upload: _Upload, options: Options, settings: Settin
     limit = settings.max_megapixels
     if options.max_megapixels is not None:
         limit = min(limit, options.max_megapixels)
-    return segmenter.predict(upload.image, refine=options.refine, max_megapixels=limit)
+    return segmenter.predict(
+        upload.image, refine=options.refine, zoom=options.zoom, max_megapixels=limit
+    )
 
 
 async def _respond(

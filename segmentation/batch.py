@@ -75,6 +75,7 @@ class BatchOptions:
     output_format: OutputFormat = "png"
     background: str = "white"  # jpg-on-background: a colour, '#rrggbb' or 'blur'
     refine: bool = True
+    zoom: bool = True  # a second, closer network pass on people who fill part of the photo
     max_megapixels: float = 50.0
     model: str | None = None  # None: $SEGMENTATION_MODEL, else the shipped weights
 
@@ -290,7 +291,10 @@ class Worker:
             row["input_bytes"] = len(data)
             options = self.options
             result = self.segmenter.predict(
-                data, refine=options.refine, max_megapixels=options.max_megapixels
+                data,
+                refine=options.refine,
+                zoom=options.zoom,
+                max_megapixels=options.max_megapixels,
             )
             row["height"], row["width"] = (int(v) for v in result.mask.shape)
             if options.output_format == "mask":

@@ -95,6 +95,13 @@ def build_parser(prog: str = "python -m segmentation") -> argparse.ArgumentParse
         "mask instead (faster, blurrier outline)",
     )
     common.add_argument(
+        "--no-zoom",
+        dest="zoom",
+        action="store_false",
+        help="one network pass over the whole photo; skip the second, closer look at "
+        "people who fill only part of it (faster, blurrier outline on small people)",
+    )
+    common.add_argument(
         "--max-megapixels",
         type=positive_float,
         default=50.0,
@@ -172,7 +179,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m segmentation"
     for source, target in progress:
         try:
             result = segmenter.predict(
-                source, refine=args.refine, max_megapixels=args.max_megapixels
+                source, refine=args.refine, zoom=args.zoom, max_megapixels=args.max_megapixels
             )
             if args.command == "mask":
                 data = result.mask_png()

@@ -28,7 +28,13 @@ from typing import NamedTuple, TypeVar
 import cv2
 import numpy as np
 
-__all__ = ["estimate_foreground", "guided_upsample", "sharpen_probability", "upsample_bilinear"]
+__all__ = [
+    "GUIDED_WORK_SCALE",
+    "estimate_foreground",
+    "guided_upsample",
+    "sharpen_probability",
+    "upsample_bilinear",
+]
 
 T = TypeVar("T")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 TINY_INPUT_SIZE = 64
@@ -42,3 +44,44 @@ def tiny_segmenter(tiny_model_path: Path):
     from segmentation import Segmenter
 
     return Segmenter(tiny_model_path)
+
+
+class ColourNetwork:
+    """A 'perfect' stand-in network: probability = how red the pixel is; counts calls."""
+
+    input_size = TINY_INPUT_SIZE
+    runtime = "fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return (batch[0, :, :, 0] / 255).astype(np.float32)
+
+
+def small_person_photo() -> tuple[np.ndarray, np.ndarray]:
+    """A 1600x900 photo with a 300 px tall red figure whose arms are 6 px wide, and its mask."""
+    truth = np.zeros((900, 1600), np.uint8)
+    cv2.ellipse(truth, (700, 500), (40, 120), 0, 0, 360, 1, -1)
+    cv2.circle(truth, (700, 350), 30, 1, -1)
+    cv2.line(truth, (660, 420), (590, 520), 1, 6)
+    cv2.line(truth, (740, 420), (810, 520), 1, 6)
+    rgb = np.zeros((900, 1600, 3), np.uint8)
+    rgb[truth > 0] = (230, 40, 40)
+    rgb[truth == 0] = (30, 90, 60)
+    return rgb, truth.astype(bool)
+
+
+@pytest.fixture(scope="session")
+def colour_segmenter(tiny_model_path: Path):
+    """A Segmenter whose network is :class:`ColourNetwork` (returned beside it).
+
+    With it a second, closer look measurably sharpens :func:`small_person_photo`.
+    """
+    from segmentation import Segmenter
+
+    segmenter = Segmenter(tiny_model_path)
+    network = ColourNetwork()
+    segmenter._network = network
+    return segmenter, network

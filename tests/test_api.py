@@ -20,6 +20,7 @@ from PIL import Image
 from segmentation.api import API_KEY_HEADER, Settings, create_app
 from segmentation.errors import ImageError
 from segmentation.io import load_image
+from tests.conftest import small_person_photo
 from tests.corpus import encode, synthetic_photo, zero_png
 
 #: A small upload limit, so the size tests need no big bodies.
@@ -69,6 +70,21 @@ def test_mask_follows_the_refine_option(client: TestClient, tiny_segmenter) -> N
     expected = tiny_segmenter.predict(data, refine=False).alpha
     np.testing.assert_array_equal(stretched_mask, expected)
     assert not np.array_equal(refined_mask, stretched_mask)
+
+
+def test_mask_follows_the_zoom_option(colour_segmenter) -> None:
+    segmenter, _ = colour_segmenter
+    rgb, _ = small_person_photo()
+    data = encode(Image.fromarray(rgb), "PNG")
+    settings = Settings(max_upload_mb=MAX_UPLOAD_MB, max_megapixels=2.0, concurrency=2)
+    with TestClient(create_app(settings, segmenter=segmenter)) as zoom_client:
+        twice = zoom_client.post("/v1/mask", content=data)
+        once = zoom_client.post("/v1/mask", content=data, params={"zoom": "false"})
+    assert twice.status_code == once.status_code == 200
+    twice_mask, once_mask = (np.asarray(decoded(r.content)) for r in (twice, once))
+    np.testing.assert_array_equal(twice_mask, segmenter.predict(data).alpha)
+    np.testing.assert_array_equal(once_mask, segmenter.predict(data, zoom=False).alpha)
+    assert not np.array_equal(twice_mask, once_mask)
 
 
 def test_composite_on_colour_blur_and_uploaded_image(client: TestClient, tiny_segmenter) -> None:

@@ -20,6 +20,7 @@ from segmentation.batch import BatchOptions, list_jobs, read_manifest, resolve, 
 from segmentation.cli import main
 from segmentation.errors import ImageError
 from segmentation.io import load_image
+from tests.conftest import small_person_photo
 
 BROKEN_TEXT = "a shopping list, not a photo\n"
 #: Relative path -> (width, height) of the good photos.
@@ -118,6 +119,24 @@ def test_formats_and_a_parquet_manifest(shared_segmenter, catalogue: Path, tmp_p
     assert rows["broken.jpg"]["status"] == "error"
     with pytest.raises(ValueError, match="unknown colour 'blurple'"):
         run_batch(str(catalogue), str(tmp_path / "x"), BatchOptions("jpg-on-background", "blurple"))
+
+
+def test_zoom_option_reaches_the_segmenter(monkeypatch, colour_segmenter, tmp_path: Path) -> None:
+    segmenter, _ = colour_segmenter
+    monkeypatch.setattr(segmentation.resources, "load_segmenter", lambda path: segmenter)
+    rgb, _ = small_person_photo()
+    (tmp_path / "in").mkdir()
+    photo = tmp_path / "in" / "runner.png"
+    Image.fromarray(rgb).save(photo)
+    masks = {}
+    for zoom in (True, False):
+        out = tmp_path / f"zoom-{zoom}"
+        options = BatchOptions("mask", zoom=zoom)
+        summary = run_batch(str(tmp_path / "in"), str(out), options, progress=False)
+        assert summary.written == 1
+        masks[zoom] = np.asarray(Image.open(out / "runner.png"))
+        np.testing.assert_array_equal(masks[zoom], segmenter.predict(photo, zoom=zoom).alpha)
+    assert not np.array_equal(masks[True], masks[False])
 
 
 def test_listing_names_like_the_cli(tmp_path: Path) -> None:

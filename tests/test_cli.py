@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from segmentation.cli import collect_inputs, main
+from tests.conftest import small_person_photo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -88,6 +89,25 @@ def test_mask_matches_the_api(
     main(["mask", str(photos / "a.jpg"), "-o", str(out), "--model", str(tiny_model_path)])
     expected = tiny_segmenter.predict(photos / "a.jpg").alpha
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), expected)
+
+
+def test_no_zoom_looks_once(
+    monkeypatch, colour_segmenter, tmp_path: Path, tiny_model_path, capsys
+) -> None:
+    import segmentation.segmenter
+
+    segmenter, _ = colour_segmenter
+    monkeypatch.setattr(segmentation.segmenter, "Segmenter", lambda path: segmenter)
+    rgb, _ = small_person_photo()
+    photo = tmp_path / "runner.png"
+    Image.fromarray(rgb).save(photo)
+    for flags, out in (([], "twice"), (["--no-zoom"], "once")):
+        args = ["mask", str(photo), "-o", str(tmp_path / out), "--model", str(tiny_model_path)]
+        assert main([*args, *flags]) == 0, capsys.readouterr().err
+    twice, once = (np.asarray(Image.open(tmp_path / d / "runner.png")) for d in ("twice", "once"))
+    np.testing.assert_array_equal(twice, segmenter.predict(photo).alpha)
+    np.testing.assert_array_equal(once, segmenter.predict(photo, zoom=False).alpha)
+    assert not np.array_equal(twice, once)
 
 
 @pytest.mark.parametrize("background", ["white", "#1e90ff", "blur"])
@@ -196,7 +216,14 @@ def test_help_documents_every_option_without_loading_tensorflow() -> None:
     top, cutout_help, mask_help = (h.stdout for h in helps)
     for word in ("cutout", "mask", "recursively", "exit status", "error: <path>: <reason>"):
         assert word in top
-    for option in ("--output", "--model", "--background", "--no-refine", "--max-megapixels"):
+    for option in (
+        "--output",
+        "--model",
+        "--background",
+        "--no-refine",
+        "--no-zoom",
+        "--max-megapixels",
+    ):
         assert option in cutout_help
     for word in ("blur", "#rrggbb", "transparent"):
         assert word in cutout_help

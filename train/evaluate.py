@@ -47,15 +47,16 @@ def evaluate(
     samples: list[Sample],
     refine: bool = True,
     compare_bilinear: bool = False,
+    zoom: bool = True,
 ) -> list[dict]:
     """Per-image rows: name, metrics (and bilinear-upsampling metrics when asked)."""
     rows = []
     for sample in tqdm(samples, desc="evaluating", unit="img"):
         truth = np.asarray(Image.open(sample.mask).convert("L")) >= 128
-        result = segmenter.predict(sample.image, refine=refine)
+        result = segmenter.predict(sample.image, refine=refine, zoom=zoom)
         row = {"name": sample.name, **score(truth, result.mask)}
         if compare_bilinear:
-            plain = segmenter.predict(result.original, refine=False)
+            plain = segmenter.predict(result.original, refine=False, zoom=zoom)
             row.update({f"bilinear_{k}": v for k, v in score(truth, plain.mask).items()})
         rows.append(row)
     return rows
@@ -67,7 +68,12 @@ def summarize(rows: list[dict]) -> dict[str, float]:
 
 
 def worst_grid(
-    segmenter: Segmenter, samples: list[Sample], rows: list[dict], out_png: Path, n: int = 12
+    segmenter: Segmenter,
+    samples: list[Sample],
+    rows: list[dict],
+    out_png: Path,
+    n: int = 12,
+    zoom: bool = True,
 ) -> None:
     """Photo | truth | prediction for the n lowest-IoU images, one row each."""
     by_name = {s.name: s for s in samples}
@@ -75,7 +81,7 @@ def worst_grid(
     height, strips = 180, []
     for row in worst:
         sample = by_name[row["name"]]
-        result = segmenter.predict(sample.image)
+        result = segmenter.predict(sample.image, zoom=zoom)
         truth = np.asarray(Image.open(sample.mask).convert("L"))
         pred = (result.mask * 255).astype(np.uint8)
         panels = [result.original, *(np.repeat(m[..., None], 3, axis=2) for m in (truth, pred))]
@@ -116,6 +122,7 @@ def score_sets(
     refine: bool = True,
     compare_bilinear: bool = False,
     limit: int = 0,
+    zoom: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Evaluate every set; writes OUT/<set>/{per_image.csv,worst.png,summary.json}."""
     summaries = {}
@@ -124,14 +131,14 @@ def score_sets(
         folder_out = out / name.replace(" ", "-")
         folder_out.mkdir(parents=True, exist_ok=True)
         start = time.time()
-        rows = evaluate(segmenter, samples, refine, compare_bilinear)
+        rows = evaluate(segmenter, samples, refine, compare_bilinear, zoom)
         summary = {"images": len(rows), "seconds": round(time.time() - start, 1)}
         summary.update(summarize(rows))
         with open(folder_out / "per_image.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        worst_grid(segmenter, samples, rows, folder_out / "worst.png")
+        worst_grid(segmenter, samples, rows, folder_out / "worst.png", zoom=zoom)
         (folder_out / "summary.json").write_text(json.dumps(summary, indent=2))
         summaries[name] = summary
     return summaries
@@ -176,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", type=Path, help="report folder (default runs/eval-<model>)")
     p.add_argument("--no-refine", action="store_true", help="plain bilinear upsampling")
+    p.add_argument(
+        "--no-zoom", action="store_true", help="one network pass (no closer look at small people)"
+    )
     p.add_argument("--compare-bilinear", action="store_true", help="also score bilinear upsampling")
     p.add_argument("--limit", type=int, default=0, help="only the first N images of each set")
     args = p.parse_args(argv)
@@ -193,7 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     for i, (model, label) in enumerate(zip(models, labels, strict=True)):
         out = base if i == 0 else base / label.replace("/", "-")
         results[label] = score_sets(
-            Segmenter(model), sets, out, not args.no_refine, args.compare_bilinear, args.limit
+            Segmenter(model),
+            sets,
+            out,
+            not args.no_refine,
+            args.compare_bilinear,
+            args.limit,
+            zoom=not args.no_zoom,
         )
         print(f"{label}: " + json.dumps(results[label]))
     print(f"\nmean per image, full resolution, threshold {THRESHOLD}: IoU / boundary F1 (3 px)")

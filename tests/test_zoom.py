@@ -1,0 +1,116 @@
+"""The second, closer look: framing the people, merging the maps, and what it buys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segmentation import Segmenter
+from segmentation.zoom import ZOOM_MAX_ASPECT, Box, merge_maps, person_box
+from tests.conftest import ColourNetwork, small_person_photo
+from train.metrics import boundary_f1, iou
+
+S = 64  # network input side used throughout
+
+
+def blob_map(h: int, w: int, rows: slice, cols: slice) -> np.ndarray:
+    prob = np.zeros((h, w), np.float32)
+    prob[rows, cols] = 0.9
+    return prob
+
+
+def test_no_person_no_second_look() -> None:
+    assert person_box(np.full((S, S), 0.2, np.float32), (900, 1600), S) is None
+
+
+def test_a_person_filling_the_photo_gets_no_second_look() -> None:
+    prob = blob_map(S, S, slice(2, 62), slice(3, 60))
+    assert person_box(prob, (900, 1600), S) is None
+
+
+def test_box_frames_a_small_person_with_margin_and_a_photo_like_aspect() -> None:
+    # Map pixels 20..39 x 30..35 of a 1600x900 photo: a tall, thin person.
+    prob = blob_map(S, S, slice(20, 40), slice(30, 36))
+    box = person_box(prob, (900, 1600), S)
+    assert box is not None
+    person = Box(round(20 * 900 / S), round(40 * 900 / S), 30 * 1600 // S, 36 * 1600 // S)
+    assert box.top < person.top and box.bottom > person.bottom
+    assert box.left < person.left and box.right > person.right
+    assert 0 <= box.top and box.bottom <= 900 and 0 <= box.left and box.right <= 1600
+    aspect = box.height / box.width
+    assert 1 / ZOOM_MAX_ASPECT - 0.01 <= aspect <= ZOOM_MAX_ASPECT + 0.01
+    assert box.height * box.width < 0.25 * 900 * 1600  # a real zoom
+
+
+def test_box_is_shifted_inside_the_photo_at_its_edge() -> None:
+    prob = blob_map(S, S, slice(0, 10), slice(54, 64))  # top-right corner
+    box = person_box(prob, (900, 1600), S)
+    assert box is not None
+    assert box.top == 0 and box.right == 1600
+    assert box.height > 10 * 900 / S and box.width > 10 * 1600 / S
+
+
+def test_crops_are_never_blown_up_beyond_the_limit() -> None:
+    """A 20 px person in a 200 px photo: the crop stays at least S / 1.5 px a side."""
+    prob = blob_map(S, S, slice(28, 34), slice(30, 33))
+    box = person_box(prob, (200, 200), S, max_upscale=1.5)
+    assert box is not None
+    assert box.height >= S / 1.5 - 1 and box.width >= S / 1.5 - 1
+    # With no room to zoom (the photo is already that small) there is no second look.
+    assert person_box(prob, (40, 40), S, max_upscale=1.5) is None
+
+
+def test_merge_pastes_the_close_map_at_its_resolution() -> None:
+    whole = np.full((S, S), 0.25, np.float32)
+    close = np.full((S, S), 0.75, np.float32)
+    box = Box(300, 556, 800, 1056)  # 256 px square in a 900x1600 photo
+    merged = merge_maps(whole, close, box, (900, 1600))
+    k = S / 256
+    assert merged.shape == (round(900 * k), round(1600 * k))  # the photo's aspect
+    top, left, side = round(300 * k), round(800 * k), round(256 * k)
+    np.testing.assert_allclose(merged[top : top + side, left : left + side], 0.75)
+    outside = np.ones(merged.shape, bool)
+    outside[top : top + side, left : left + side] = False
+    np.testing.assert_allclose(merged[outside], 0.25)
+
+
+def test_merge_never_exceeds_the_photo_resolution() -> None:
+    merged = merge_maps(np.zeros((S, S)), np.ones((S, S)), Box(10, 42, 10, 42), (100, 150))
+    assert merged.shape == (100, 150)
+    assert merged[10:42, 10:42].min() == 1.0 and merged.sum() == 32 * 32
+
+
+def test_second_look_sharpens_a_small_person(
+    colour_segmenter: tuple[Segmenter, ColourNetwork],
+) -> None:
+    segmenter, network = colour_segmenter
+    network.calls = 0
+    rgb, truth = small_person_photo()
+    once = segmenter.predict(rgb, refine=False, zoom=False).mask >= 0.5
+    assert network.calls == 1
+    twice = segmenter.predict(rgb, refine=False, zoom=True).mask >= 0.5
+    assert network.calls == 3
+    assert iou(truth, twice) > iou(truth, once) + 0.05
+    assert boundary_f1(truth, twice) > boundary_f1(truth, once) + 0.1
+
+
+def test_person_probability_without_zoom_is_the_single_look(
+    colour_segmenter: tuple[Segmenter, ColourNetwork],
+) -> None:
+    segmenter, _ = colour_segmenter
+    rgb, _ = small_person_photo()
+    single = segmenter.person_probability(rgb, zoom=False)
+    np.testing.assert_array_equal(single, segmenter.predict_probability(rgb))
+    zoomed = segmenter.person_probability(rgb)
+    assert zoomed.shape[0] / zoomed.shape[1] == pytest.approx(900 / 1600, abs=0.01)
+
+
+def test_a_photo_the_person_fills_is_looked_at_once(
+    colour_segmenter: tuple[Segmenter, ColourNetwork],
+) -> None:
+    segmenter, network = colour_segmenter
+    network.calls = 0
+    rgb = np.zeros((400, 300, 3), np.uint8)
+    rgb[10:395, 5:295] = (230, 40, 40)
+    segmenter.predict(rgb)
+    assert network.calls == 1
