@@ -107,6 +107,8 @@ def run(model: Path | None, grid: bool) -> list[tuple[str, dict[str, float]]]:
     settings: list[tuple[str, object]] = [
         ("per frame, no stabilisation", False),
         ("stabilised (defaults)", True),
+        ("per frame, zoom (`--zoom`)", (False, "zoom")),
+        ("stabilised, zoom (`--zoom`)", (True, "zoom")),
     ]
     if grid:
         for median in (True, False):
@@ -124,12 +126,15 @@ def run(model: Path | None, grid: bool) -> list[tuple[str, dict[str, float]]]:
         clip = Path(tmp) / "parkour.mp4"
         write_clip(frames, clip)
         for label, setting in settings:
-            if isinstance(setting, tuple):
-                stabilize: object = TemporalStabilizer(*setting[0], **setting[1])
+            zoom = isinstance(setting, tuple) and setting[1] == "zoom"
+            if zoom:
+                stabilize: object = setting[0]
+            elif isinstance(setting, tuple):
+                stabilize = TemporalStabilizer(*setting[0], **setting[1])
             else:
                 stabilize = bool(setting)
             out = Path(tmp) / "mask.mp4"
-            remove_background(clip, out, segmenter, output="mask", stabilize=stabilize)
+            remove_background(clip, out, segmenter, output="mask", stabilize=stabilize, zoom=zoom)
             scores = score(read_masks(out), labels)
             log(f"{label}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
             rows.append((label, scores))

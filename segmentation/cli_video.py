@@ -90,6 +90,12 @@ def add_video_parser(commands: Any) -> argparse.ArgumentParser:
         help="skip the edge-aware guided filter (faster, blurrier outline)",
     )
     parser.add_argument(
+        "--zoom",
+        action="store_true",
+        help="look again, closer, at people who fill only part of the frame: sharper and "
+        "steadier outline, one more network pass per frame (720p about 20%% slower)",
+    )
+    parser.add_argument(
         "--no-decontaminate",
         dest="decontaminate",
         action="store_false",
@@ -191,6 +197,7 @@ def _render(
             background=background,
             stabilize=args.stabilize,
             refine=args.refine,
+            zoom=args.zoom,
             decontaminate=args.decontaminate,
             limits=limits,
             progress=progress,

@@ -69,6 +69,7 @@ __all__ = [
     "first_frame",
     "foreground",
     "frame_alpha",
+    "frame_probability",
     "masks",
     "probe",
     "remove_background",
@@ -461,14 +462,41 @@ VIDEO_WORK_SCALE = 0.75
 #: frame on the synthetic bench clip, 2-4 levels of 255 off on the edge pixels.
 VIDEO_DECONTAMINATE_SIDE = 640
 
+#: With ``zoom`` (the photo path's second, closer look, :mod:`segmentation.zoom`) a
+#: frame's map has the frame's aspect and is resampled to one size per clip, at most
+#: this many times the network's input on its long side, because the stabiliser
+#: compares maps pixel by pixel. On the parkour clip (stabilised) zoom lifts IoU
+#: 0.795 -> 0.866 and cuts flicker 1.20 -> 0.84 and blinks 85 -> 49, at one more
+#: network pass per frame; the guided filter's grid stays where one look puts it.
+#: (Fitting it at 2x finer gave 0.859 / 0.71 / 28 for 3x the refine time.)
+VIDEO_ZOOM_MAP_SCALE = 2.0
+
 _END = object()
 
 
-def frame_alpha(rgb: np.ndarray, prob: np.ndarray, refine: bool = True) -> np.ndarray:
-    """(H, W) uint8 alpha of a frame from its (steadied) map: the photo path's refinement."""
+def frame_probability(segmenter: Any, rgb: np.ndarray, zoom: bool = False) -> np.ndarray:
+    """The network's map of one frame; with ``zoom``, at the frame's aspect (see above)."""
+    if not zoom:
+        return segmenter.predict_probability(rgb)
+    prob = segmenter.person_probability(rgb, zoom=True)
+    h, w = rgb.shape[:2]
+    k = min(1.0, VIDEO_ZOOM_MAP_SCALE * segmenter.input_size / max(h, w))
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    return cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR)
+
+
+def frame_alpha(
+    rgb: np.ndarray, prob: np.ndarray, refine: bool = True, input_size: int | None = None
+) -> np.ndarray:
+    """(H, W) uint8 alpha of a frame from its (steadied) map: the photo path's refinement.
+
+    ``input_size`` (the network's) keeps the guided filter's grid at VIDEO_WORK_SCALE
+    times it when the map is larger (zoom); None takes the map for the network's output.
+    """
     alpha = sharpen_probability(prob)
     if refine:
-        mask = guided_upsample(alpha, rgb, work_scale=VIDEO_WORK_SCALE)
+        work_scale = VIDEO_WORK_SCALE * (input_size or max(prob.shape)) / max(prob.shape)
+        mask = guided_upsample(alpha, rgb, work_scale=work_scale)
     else:
         mask = upsample_bilinear(alpha, rgb.shape[:2])
     return compose._alpha8(mask, mask.shape)
@@ -480,19 +508,21 @@ def masks(
     *,
     stabilize: bool | TemporalStabilizer = True,
     refine: bool = True,
+    zoom: bool = False,
 ) -> Iterator[np.ndarray]:
     """(H, W) uint8 alpha of each RGB frame, in order, on this thread: what a 'mask'
     render stores before encoding (for tests and measurements on frames in memory)."""
     stabilizer = stabilize if isinstance(stabilize, TemporalStabilizer) else None
     if stabilize is True:
         stabilizer = TemporalStabilizer()
+    input_size = getattr(segmenter, "input_size", None)
 
     def finish(rgb: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        alpha8 = frame_alpha(rgb, prob, refine)
+        alpha8 = frame_alpha(rgb, prob, refine, input_size)
         return stabilizer.hold(alpha8, rgb) if stabilizer is not None else alpha8
 
     for rgb in frames:
-        prob = segmenter.predict_probability(rgb)
+        prob = frame_probability(segmenter, rgb, zoom)
         if stabilizer is None:
             yield finish(rgb, prob)
             continue
@@ -532,6 +562,7 @@ def remove_background(
     background: tuple[int, int, int] | str | np.ndarray | None = None,
     stabilize: bool | TemporalStabilizer = True,
     refine: bool = True,
+    zoom: bool = False,
     decontaminate: bool = True,
     limits: VideoLimits | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -549,6 +580,8 @@ def remove_background(
         stabilize: steady the mask over time (:class:`TemporalStabilizer` with its
             defaults, or the fresh instance given).
         refine: follow the frame's edges with the guided filter.
+        zoom: a second, closer network pass on people who fill only part of the
+            frame (see VIDEO_ZOOM_MAP_SCALE): sharper and steadier, slower.
         decontaminate: remove the old background's colour from the edges.
         limits: refuse longer or larger clips (default :class:`VideoLimits`).
         progress: called as ``progress(frames_done, frames_expected)`` after each
@@ -590,6 +623,7 @@ def remove_background(
             network = _render_segmenter(segmenter)
             run = _Render(container, info, network, output, background, stabilize, refine)
             run.decontaminate = decontaminate
+            run.zoom = zoom
             frames = run.write(tmp, progress, cancel)
         os.replace(tmp, target)
     except BaseException:
@@ -647,6 +681,7 @@ class _Render:
         self.background = background
         self.refine = refine
         self.decontaminate = True
+        self.zoom = False
         if isinstance(stabilize, TemporalStabilizer):
             self.stabilizer: TemporalStabilizer | None = stabilize
         else:
@@ -755,7 +790,7 @@ class _Render:
                 break
             pts, rgb = item
             t0 = time.perf_counter()
-            prob = self.segmenter.predict_probability(rgb)
+            prob = frame_probability(self.segmenter, rgb, self.zoom)
             if self.stabilizer is not None:
                 ready = self.stabilizer.push_map((pts, rgb), prob)
             else:
@@ -776,7 +811,9 @@ class _Render:
                 break
             pts, rgb, prob = item
             t0 = time.perf_counter()
-            alpha8 = frame_alpha(rgb, prob, self.refine)
+            alpha8 = frame_alpha(
+                rgb, prob, self.refine, getattr(self.segmenter, "input_size", None)
+            )
             if self.stabilizer is not None:
                 alpha8 = self.stabilizer.hold(alpha8, rgb)
             self.timings["refine"] += time.perf_counter() - t0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
@@ -114,3 +117,61 @@ def test_a_photo_the_person_fills_is_looked_at_once(
     rgb[10:395, 5:295] = (230, 40, 40)
     segmenter.predict(rgb)
     assert network.calls == 1
+
+
+def moving_person_frames(count: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The small person at 800x450, moving 6 px right per frame, and the true masks."""
+    rgb, truth = small_person_photo()
+    frames, truths = [], []
+    for t in range(count):
+        shift = np.float32([[0.5, 0, 6 * t], [0, 0.5, 0]])
+        frames.append(cv2.warpAffine(rgb, shift, (800, 450), flags=cv2.INTER_AREA))
+        moved = cv2.warpAffine(truth.astype(np.uint8) * 255, shift, (800, 450))
+        truths.append(moved >= 128)
+    return frames, truths
+
+
+def test_video_zoom_sharpens_every_frame_with_one_map_size(
+    colour_segmenter: tuple[Segmenter, ColourNetwork],
+) -> None:
+    """Unrefined, so the map's own sharpness shows (the guided filter alone nearly
+    recovers this flat two-colour figure)."""
+    from segmentation.video import frame_probability, masks
+
+    segmenter, network = colour_segmenter
+    frames, truths = moving_person_frames()
+    shapes = {frame_probability(segmenter, f, zoom=True).shape for f in frames}
+    assert len(shapes) == 1  # the stabiliser compares maps pixel by pixel
+    network.calls = 0
+    zoomed = list(masks(frames, segmenter, stabilize=False, refine=False, zoom=True))
+    assert network.calls == 2 * len(frames)
+    once = list(masks(frames, segmenter, stabilize=False, refine=False))
+    assert network.calls == 3 * len(frames)
+    for truth, a, b in zip(truths, zoomed, once, strict=True):
+        assert a.shape == truth.shape
+        assert iou(truth, a >= 128) > iou(truth, b >= 128) + 0.02
+
+
+def test_video_render_with_zoom(colour_segmenter, tmp_path: Path) -> None:
+    import av
+
+    from segmentation.video import remove_background
+
+    segmenter, _ = colour_segmenter
+    frames, truths = moving_person_frames(3)
+    clip = tmp_path / "runner.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10, options={"crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = 800, 450, "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    scores = {}
+    for zoom in (True, False):
+        target = tmp_path / f"mask-{zoom}.mp4"
+        result = remove_background(clip, target, segmenter, output="mask", refine=False, zoom=zoom)
+        assert result.frames == 3
+        with av.open(str(target)) as container:
+            greys = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        scores[zoom] = np.mean([iou(t, g >= 128) for t, g in zip(truths, greys, strict=True)])
+    assert scores[True] > scores[False] + 0.03
