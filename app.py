@@ -398,6 +398,9 @@ CHECKERBOARD_CSS = """<style>
 VIDEO_LIMITS = VideoLimits(
     max_seconds=APP_VIDEO_MAX_SECONDS, max_megapixels=APP_VIDEO_MAX_MEGAPIXELS
 )
+#: The app renders clips with the second, closer look its photos get (and its first-frame
+#: preview shows): sharper and steadier on people who fill part of the frame, ~5 % slower.
+APP_VIDEO_ZOOM = True
 
 
 def show_video(settings: Settings, path: Path) -> None:
@@ -467,7 +470,7 @@ def show_video(settings: Settings, path: Path) -> None:
 def show_first_frame(first: np.ndarray, segmenter: Segmenter, settings: Settings) -> None:
     """The clip's first frame through the photo path, before the whole clip renders."""
     small = fit_preview(first, 800)
-    result = segmenter.predict(small, refine=settings.refine)
+    result = segmenter.predict(small, refine=settings.refine, zoom=APP_VIDEO_ZOOM)
     if settings.background is None:
         view = over_checkerboard(result.cutout())
     else:
@@ -506,6 +509,7 @@ def render_clip(
             output=output,  # type: ignore[arg-type]
             background=settings.background,
             refine=settings.refine,
+            zoom=APP_VIDEO_ZOOM,
             limits=VIDEO_LIMITS,
             progress=progress,
         )
