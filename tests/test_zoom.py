@@ -152,26 +152,57 @@ def test_video_zoom_sharpens_every_frame_with_one_map_size(
         assert iou(truth, a >= 128) > iou(truth, b >= 128) + 0.02
 
 
-def test_video_render_with_zoom(colour_segmenter, tmp_path: Path) -> None:
+def write_runner_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    """An almost lossless H.264 clip of the frames, so the colour network still sees red."""
     import av
 
-    from segmentation.video import remove_background
-
-    segmenter, _ = colour_segmenter
-    frames, truths = moving_person_frames(3)
-    clip = tmp_path / "runner.mp4"
-    with av.open(str(clip), "w") as out:
+    with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=10, options={"crf": "12"})
         stream.width, stream.height, stream.pix_fmt = 800, 450, "yuv420p"
         for frame in frames:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         out.mux(stream.encode())
+    return path
+
+
+def mask_clip_iou(path: Path, truths: list[np.ndarray]) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        greys = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    assert len(greys) == len(truths)
+    return float(np.mean([iou(t, g >= 128) for t, g in zip(truths, greys, strict=True)]))
+
+
+def test_video_render_with_zoom(colour_segmenter, tmp_path: Path) -> None:
+    from segmentation.video import remove_background
+
+    segmenter, _ = colour_segmenter
+    frames, truths = moving_person_frames(3)
+    clip = write_runner_clip(tmp_path / "runner.mp4", frames)
     scores = {}
     for zoom in (True, False):
         target = tmp_path / f"mask-{zoom}.mp4"
         result = remove_background(clip, target, segmenter, output="mask", refine=False, zoom=zoom)
         assert result.frames == 3
-        with av.open(str(target)) as container:
-            greys = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
-        scores[zoom] = np.mean([iou(t, g >= 128) for t, g in zip(truths, greys, strict=True)])
+        scores[zoom] = mask_clip_iou(target, truths)
+    assert scores[True] > scores[False] + 0.03
+
+
+def test_video_command_zoom_flag(
+    monkeypatch, colour_segmenter, tmp_path: Path, tiny_model_path, capsys
+) -> None:
+    import segmentation.segmenter
+    from segmentation.cli import main
+
+    segmenter, _ = colour_segmenter
+    monkeypatch.setattr(segmentation.segmenter, "Segmenter", lambda path: segmenter)
+    frames, truths = moving_person_frames(3)
+    clip = write_runner_clip(tmp_path / "runner.mp4", frames)
+    scores = {}
+    for flags in ([], ["--zoom"]):
+        out = tmp_path / ("zoom" if flags else "once")
+        args = ["video", str(clip), "-o", str(out), "--format", "mask", "--no-refine"]
+        assert main([*args, "--model", str(tiny_model_path), *flags]) == 0, capsys.readouterr()
+        scores[bool(flags)] = mask_clip_iou(out / "runner.mp4", truths)
     assert scores[True] > scores[False] + 0.03
