@@ -100,6 +100,7 @@ class Options(BaseModel):
     zoom: bool = Field(
         True, description="look again, closer, at people who fill only part of the photo"
     )
+    mirror: bool = Field(True, description="average each look with a look at the mirrored photo")
     decontaminate: bool = Field(
         True, description="remove the old background's tint from semi-transparent edges"
     )
@@ -422,7 +423,11 @@ def _predict(segmenter: Any, upload: _Upload, options: Options, settings: Settin
     if options.max_megapixels is not None:
         limit = min(limit, options.max_megapixels)
     return segmenter.predict(
-        upload.image, refine=options.refine, zoom=options.zoom, max_megapixels=limit
+        upload.image,
+        refine=options.refine,
+        zoom=options.zoom,
+        mirror=options.mirror,
+        max_megapixels=limit,
     )
 
 

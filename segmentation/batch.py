@@ -76,6 +76,7 @@ class BatchOptions:
     background: str = "white"  # jpg-on-background: a colour, '#rrggbb' or 'blur'
     refine: bool = True
     zoom: bool = True  # a second, closer network pass on people who fill part of the photo
+    mirror: bool = True  # average each look with a look at the mirrored photo
     max_megapixels: float = 50.0
     model: str | None = None  # None: $SEGMENTATION_MODEL, else the shipped weights
 
@@ -294,6 +295,7 @@ class Worker:
                 data,
                 refine=options.refine,
                 zoom=options.zoom,
+                mirror=options.mirror,
                 max_megapixels=options.max_megapixels,
             )
             row["height"], row["width"] = (int(v) for v in result.mask.shape)

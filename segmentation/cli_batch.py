@@ -104,6 +104,13 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
         "(one network pass: faster, blurrier outline on small people)",
     )
     parser.add_argument(
+        "--no-mirror",
+        dest="mirror",
+        action="store_false",
+        help="skip averaging each look with a look at the mirrored photo (half the "
+        "network passes, slightly less accurate mask)",
+    )
+    parser.add_argument(
         "--max-megapixels",
         type=float,
         default=50.0,
@@ -155,6 +162,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         background=args.background,
         refine=args.refine,
         zoom=args.zoom,
+        mirror=args.mirror,
         max_megapixels=args.max_megapixels,
         model=str(args.model) if args.model else os.environ.get(MODEL_ENV) or None,
     )

@@ -142,35 +142,48 @@ class Segmenter:
             f"runtime={self.runtime!r})"
         )
 
-    def predict_probability(self, rgb: np.ndarray) -> np.ndarray:
+    def predict_probability(self, rgb: np.ndarray, *, mirror: bool = False) -> np.ndarray:
         """(S, S) float32 person probability of an (H, W, 3) uint8 photo.
 
         The photo is squashed to the square input with INTER_AREA, exactly as
-        training prepared its examples, so the map covers the whole photo.
+        training prepared its examples, so the map covers the whole photo. With
+        ``mirror`` the network also sees the photo mirrored left to right, and the two
+        maps (the second mirrored back) are averaged: training flips photos at random,
+        so each look errs differently and the mean is better than either (with model
+        v3 and two looks: parkour 0.890 / 0.842 -> 0.901 / 0.859 IoU / boundary F1,
+        people val 0.852 / 0.750 -> 0.857 / 0.761), for one more network pass.
         """
         image = as_rgb(rgb, max_megapixels=float("inf"), min_side=1)
         size = self.input_size
         x = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
         x = x[None].astype(np.float32)
         with self._lock:
-            return self._network(x)
+            prob = self._network(x)
+            if mirror:
+                mirrored = self._network(np.ascontiguousarray(x[:, :, ::-1]))
+                prob = (prob + mirrored[:, ::-1]) * np.float32(0.5)
+        return prob
 
-    def person_probability(self, rgb: np.ndarray, *, zoom: bool = True) -> np.ndarray:
+    def person_probability(
+        self, rgb: np.ndarray, *, zoom: bool = True, mirror: bool = True
+    ) -> np.ndarray:
         """Person probability map covering the whole (H, W, 3) uint8 photo.
 
         With ``zoom``, when the people fill only part of the photo the network looks
         a second time at a crop around them and that sharper map replaces the first
         there (:mod:`segmentation.zoom`); the map then has the photo's aspect. Else
         (or when a second look would not help) it is :meth:`predict_probability`'s.
+        ``mirror`` applies to each look (see :meth:`predict_probability`).
         """
-        whole = self.predict_probability(rgb)
+        whole = self.predict_probability(rgb, mirror=mirror)
         if not zoom:
             return whole
         photo_size = rgb.shape[:2]
         box = person_box(whole, photo_size, self.input_size)
         if box is None:
             return whole
-        close = self.predict_probability(rgb[box.top : box.bottom, box.left : box.right])
+        crop = rgb[box.top : box.bottom, box.left : box.right]
+        close = self.predict_probability(crop, mirror=mirror)
         return merge_maps(whole, close, box, photo_size)
 
     def predict(
@@ -179,6 +192,7 @@ class Segmenter:
         *,
         refine: bool = True,
         zoom: bool = True,
+        mirror: bool = True,
         max_megapixels: float = 50.0,
     ) -> SegmentationResult:
         """Segment the person (or people) in a photo.
@@ -190,6 +204,8 @@ class Segmenter:
                 the network's map bilinearly (faster, blurrier outline).
             zoom: look again, closer, at people who fill only part of the photo
                 (a second network pass; see :meth:`person_probability`).
+            mirror: average each look with a look at the mirrored photo (one more
+                network pass each; see :meth:`predict_probability`).
             max_megapixels: refuse bigger photos (decoding and refining cost memory).
 
         Raises:
@@ -201,7 +217,7 @@ class Segmenter:
         else:
             rgb = load_image(image, max_megapixels=max_megapixels)
         t1 = time.perf_counter()
-        prob = self.person_probability(rgb, zoom=zoom)
+        prob = self.person_probability(rgb, zoom=zoom, mirror=mirror)
         t2 = time.perf_counter()
         alpha = sharpen_probability(prob)
         if refine:

@@ -478,7 +478,7 @@ def frame_probability(segmenter: Any, rgb: np.ndarray, zoom: bool = False) -> np
     """The network's map of one frame; with ``zoom``, at the frame's aspect (see above)."""
     if not zoom:
         return segmenter.predict_probability(rgb)
-    prob = segmenter.person_probability(rgb, zoom=True)
+    prob = segmenter.person_probability(rgb, zoom=True, mirror=False)
     h, w = rgb.shape[:2]
     k = min(1.0, VIDEO_ZOOM_MAP_SCALE * segmenter.input_size / max(h, w))
     size = (max(1, round(w * k)), max(1, round(h * k)))

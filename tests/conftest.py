@@ -47,17 +47,23 @@ def tiny_segmenter(tiny_model_path: Path):
 
 
 class ColourNetwork:
-    """A 'perfect' stand-in network: probability = how red the pixel is; counts calls."""
+    """A stand-in network: probability = how red the pixel is, ``shift`` map pixels to
+    the right of it (a left-right bias, as a trained network may have); counts calls."""
 
     input_size = TINY_INPUT_SIZE
     runtime = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, shift: int = 0) -> None:
         self.calls = 0
+        self.shift = shift
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         self.calls += 1
-        return (batch[0, :, :, 0] / 255).astype(np.float32)
+        prob = (batch[0, :, :, 0] / 255).astype(np.float32)
+        if self.shift:
+            prob = np.roll(prob, self.shift, axis=1)
+            prob[:, : self.shift] = 0
+        return prob
 
 
 def small_person_photo() -> tuple[np.ndarray, np.ndarray]:
@@ -85,3 +91,13 @@ def colour_segmenter(tiny_model_path: Path):
     network = ColourNetwork()
     segmenter._network = network
     return segmenter, network
+
+
+@pytest.fixture(scope="session")
+def biased_segmenter(tiny_model_path: Path):
+    """A Segmenter whose network is a :class:`ColourNetwork` shifted 3 map pixels right."""
+    from segmentation import Segmenter
+
+    segmenter = Segmenter(tiny_model_path)
+    segmenter._network = ColourNetwork(shift=3)
+    return segmenter

@@ -87,6 +87,19 @@ def test_mask_follows_the_zoom_option(colour_segmenter) -> None:
     assert not np.array_equal(twice_mask, once_mask)
 
 
+def test_mask_follows_the_mirror_option(biased_segmenter) -> None:
+    data = encode(Image.fromarray(synthetic_photo(160, 120, seed=3)), "PNG")
+    settings = Settings(max_upload_mb=MAX_UPLOAD_MB, max_megapixels=2.0, concurrency=2)
+    with TestClient(create_app(settings, segmenter=biased_segmenter)) as mirror_client:
+        both = mirror_client.post("/v1/mask", content=data)
+        one = mirror_client.post("/v1/mask", content=data, params={"mirror": "false"})
+    assert both.status_code == one.status_code == 200
+    both_mask, one_mask = (np.asarray(decoded(r.content)) for r in (both, one))
+    np.testing.assert_array_equal(both_mask, biased_segmenter.predict(data).alpha)
+    np.testing.assert_array_equal(one_mask, biased_segmenter.predict(data, mirror=False).alpha)
+    assert not np.array_equal(both_mask, one_mask)
+
+
 def test_composite_on_colour_blur_and_uploaded_image(client: TestClient, tiny_segmenter) -> None:
     data = jpeg()
     result = tiny_segmenter.predict(data)

@@ -222,6 +222,7 @@ def test_help_documents_every_option_without_loading_tensorflow() -> None:
         "--background",
         "--no-refine",
         "--no-zoom",
+        "--no-mirror",
         "--max-megapixels",
     ):
         assert option in cutout_help

@@ -89,10 +89,12 @@ def test_second_look_sharpens_a_small_person(
     segmenter, network = colour_segmenter
     network.calls = 0
     rgb, truth = small_person_photo()
-    once = segmenter.predict(rgb, refine=False, zoom=False).mask >= 0.5
+    once = segmenter.predict(rgb, refine=False, zoom=False, mirror=False).mask >= 0.5
     assert network.calls == 1
-    twice = segmenter.predict(rgb, refine=False, zoom=True).mask >= 0.5
+    twice = segmenter.predict(rgb, refine=False, zoom=True, mirror=False).mask >= 0.5
     assert network.calls == 3
+    segmenter.predict(rgb, refine=False)  # both looks, each with its mirrored look
+    assert network.calls == 7
     assert iou(truth, twice) > iou(truth, once) + 0.05
     assert boundary_f1(truth, twice) > boundary_f1(truth, once) + 0.1
 
@@ -102,7 +104,7 @@ def test_person_probability_without_zoom_is_the_single_look(
 ) -> None:
     segmenter, _ = colour_segmenter
     rgb, _ = small_person_photo()
-    single = segmenter.person_probability(rgb, zoom=False)
+    single = segmenter.person_probability(rgb, zoom=False, mirror=False)
     np.testing.assert_array_equal(single, segmenter.predict_probability(rgb))
     zoomed = segmenter.person_probability(rgb)
     assert zoomed.shape[0] / zoomed.shape[1] == pytest.approx(900 / 1600, abs=0.01)
@@ -115,8 +117,21 @@ def test_a_photo_the_person_fills_is_looked_at_once(
     network.calls = 0
     rgb = np.zeros((400, 300, 3), np.uint8)
     rgb[10:395, 5:295] = (230, 40, 40)
-    segmenter.predict(rgb)
+    segmenter.predict(rgb, mirror=False)
     assert network.calls == 1
+
+
+def test_mirrored_look_cancels_a_left_right_bias(biased_segmenter: Segmenter) -> None:
+    rgb = np.full((480, 640, 3), (30, 90, 60), np.uint8)
+    truth = np.zeros((480, 640), bool)
+    truth[60:460, 220:420] = True
+    rgb[truth] = (230, 40, 40)
+    plain = biased_segmenter.predict(rgb, refine=False, zoom=False, mirror=False).mask
+    mirrored = biased_segmenter.predict(rgb, refine=False, zoom=False, mirror=True).mask
+    assert iou(truth, mirrored >= 0.5) > iou(truth, plain >= 0.5) + 0.04
+    # The bias shifts the outline right; the average puts it back in the middle.
+    columns = np.flatnonzero((mirrored >= 0.5).any(axis=0))
+    assert abs((columns[0] + columns[-1]) / 2 - 320) < 10
 
 
 def moving_person_frames(count: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -48,15 +48,16 @@ def evaluate(
     refine: bool = True,
     compare_bilinear: bool = False,
     zoom: bool = True,
+    mirror: bool = True,
 ) -> list[dict]:
     """Per-image rows: name, metrics (and bilinear-upsampling metrics when asked)."""
     rows = []
     for sample in tqdm(samples, desc="evaluating", unit="img"):
         truth = np.asarray(Image.open(sample.mask).convert("L")) >= 128
-        result = segmenter.predict(sample.image, refine=refine, zoom=zoom)
+        result = segmenter.predict(sample.image, refine=refine, zoom=zoom, mirror=mirror)
         row = {"name": sample.name, **score(truth, result.mask)}
         if compare_bilinear:
-            plain = segmenter.predict(result.original, refine=False, zoom=zoom)
+            plain = segmenter.predict(result.original, refine=False, zoom=zoom, mirror=mirror)
             row.update({f"bilinear_{k}": v for k, v in score(truth, plain.mask).items()})
         rows.append(row)
     return rows
@@ -74,6 +75,7 @@ def worst_grid(
     out_png: Path,
     n: int = 12,
     zoom: bool = True,
+    mirror: bool = True,
 ) -> None:
     """Photo | truth | prediction for the n lowest-IoU images, one row each."""
     by_name = {s.name: s for s in samples}
@@ -81,7 +83,7 @@ def worst_grid(
     height, strips = 180, []
     for row in worst:
         sample = by_name[row["name"]]
-        result = segmenter.predict(sample.image, zoom=zoom)
+        result = segmenter.predict(sample.image, zoom=zoom, mirror=mirror)
         truth = np.asarray(Image.open(sample.mask).convert("L"))
         pred = (result.mask * 255).astype(np.uint8)
         panels = [result.original, *(np.repeat(m[..., None], 3, axis=2) for m in (truth, pred))]
@@ -123,6 +125,7 @@ def score_sets(
     compare_bilinear: bool = False,
     limit: int = 0,
     zoom: bool = True,
+    mirror: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Evaluate every set; writes OUT/<set>/{per_image.csv,worst.png,summary.json}."""
     summaries = {}
@@ -131,14 +134,14 @@ def score_sets(
         folder_out = out / name.replace(" ", "-")
         folder_out.mkdir(parents=True, exist_ok=True)
         start = time.time()
-        rows = evaluate(segmenter, samples, refine, compare_bilinear, zoom)
+        rows = evaluate(segmenter, samples, refine, compare_bilinear, zoom, mirror)
         summary = {"images": len(rows), "seconds": round(time.time() - start, 1)}
         summary.update(summarize(rows))
         with open(folder_out / "per_image.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        worst_grid(segmenter, samples, rows, folder_out / "worst.png", zoom=zoom)
+        worst_grid(segmenter, samples, rows, folder_out / "worst.png", zoom=zoom, mirror=mirror)
         (folder_out / "summary.json").write_text(json.dumps(summary, indent=2))
         summaries[name] = summary
     return summaries
@@ -186,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--no-zoom", action="store_true", help="one network pass (no closer look at small people)"
     )
+    p.add_argument(
+        "--no-mirror", action="store_true", help="no look at the mirrored photo beside each look"
+    )
     p.add_argument("--compare-bilinear", action="store_true", help="also score bilinear upsampling")
     p.add_argument("--limit", type=int, default=0, help="only the first N images of each set")
     args = p.parse_args(argv)
@@ -210,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             args.compare_bilinear,
             args.limit,
             zoom=not args.no_zoom,
+            mirror=not args.no_mirror,
         )
         print(f"{label}: " + json.dumps(results[label]))
     print(f"\nmean per image, full resolution, threshold {THRESHOLD}: IoU / boundary F1 (3 px)")
