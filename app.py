@@ -470,7 +470,8 @@ def show_video(settings: Settings, path: Path) -> None:
 def show_first_frame(first: np.ndarray, segmenter: Segmenter, settings: Settings) -> None:
     """The clip's first frame through the photo path, before the whole clip renders."""
     small = fit_preview(first, 800)
-    result = segmenter.predict(small, refine=settings.refine, zoom=APP_VIDEO_ZOOM)
+    # As the render does it: video frames get no mirrored look.
+    result = segmenter.predict(small, refine=settings.refine, zoom=APP_VIDEO_ZOOM, mirror=False)
     if settings.background is None:
         view = over_checkerboard(result.cutout())
     else:
