@@ -466,7 +466,7 @@ VIDEO_DECONTAMINATE_SIDE = 640
 #: frame's map has the frame's aspect and is resampled to one size per clip, at most
 #: this many times the network's input on its long side, because the stabiliser
 #: compares maps pixel by pixel. On the parkour clip (stabilised, bench.video_quality)
-#: zoom lifts IoU 0.796 -> 0.868 and cuts flicker 1.20 -> 0.82 and blinks 84 -> 46,
+#: zoom lifts IoU 0.795 -> 0.868 and cuts flicker 1.20 -> 0.84 and blinks 85 -> 51,
 #: at one more network pass per frame; the guided filter's grid stays where one look
 #: puts it. (Fitting it 2x finer gave 0.859 / 0.71 / 28 for 3x the refine time.)
 VIDEO_ZOOM_MAP_SCALE = 2.0
