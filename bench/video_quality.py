@@ -104,11 +104,12 @@ def run(model: Path | None, grid: bool) -> list[tuple[str, dict[str, float]]]:
 
     frames, labels = load_labelled(CLIP)
     segmenter = Segmenter(model)
-    settings: list[tuple[str, object]] = [
-        ("per frame, no stabilisation", False),
-        ("stabilised (defaults)", True),
-        ("per frame, zoom (`--zoom`)", (False, "zoom")),
-        ("stabilised, zoom (`--zoom`)", (True, "zoom")),
+    # (label, stabilize, zoom); each stabiliser instance serves exactly one render.
+    settings: list[tuple[str, bool | TemporalStabilizer, bool]] = [
+        ("per frame, no stabilisation", False, False),
+        ("stabilised (defaults)", True, False),
+        ("per frame, zoom (`--zoom`)", False, True),
+        ("stabilised, zoom (`--zoom`)", True, True),
     ]
     if grid:
         for median in (True, False):
@@ -120,19 +121,13 @@ def run(model: Path | None, grid: bool) -> list[tuple[str, dict[str, float]]]:
                     options = {"median": median, "scene_change": scene_change}
                     if scene_change >= 1e9:
                         options["override"] = 0
-                    settings.append((label, ((0.3, min_rate, 6), options)))
+                    stabilizer = TemporalStabilizer(0.3, min_rate, 6, **options)
+                    settings.append((label, stabilizer, False))
     rows = []
     with tempfile.TemporaryDirectory(prefix="video-quality-") as tmp:
         clip = Path(tmp) / "parkour.mp4"
         write_clip(frames, clip)
-        for label, setting in settings:
-            zoom = isinstance(setting, tuple) and setting[1] == "zoom"
-            if zoom:
-                stabilize: object = setting[0]
-            elif isinstance(setting, tuple):
-                stabilize = TemporalStabilizer(*setting[0], **setting[1])
-            else:
-                stabilize = bool(setting)
+        for label, stabilize, zoom in settings:
             out = Path(tmp) / "mask.mp4"
             remove_background(clip, out, segmenter, output="mask", stabilize=stabilize, zoom=zoom)
             scores = score(read_masks(out), labels)

@@ -72,32 +72,30 @@ def test_mask_follows_the_refine_option(client: TestClient, tiny_segmenter) -> N
     assert not np.array_equal(refined_mask, stretched_mask)
 
 
-def test_mask_follows_the_zoom_option(colour_segmenter) -> None:
-    segmenter, _ = colour_segmenter
-    rgb, _ = small_person_photo()
-    data = encode(Image.fromarray(rgb), "PNG")
+def assert_mask_follows_a_look_option(segmenter, data: bytes, option: str) -> None:
+    """``option=false`` gives the Segmenter's mask without that look, and it differs."""
     settings = Settings(max_upload_mb=MAX_UPLOAD_MB, max_megapixels=2.0, concurrency=2)
-    with TestClient(create_app(settings, segmenter=segmenter)) as zoom_client:
-        twice = zoom_client.post("/v1/mask", content=data)
-        once = zoom_client.post("/v1/mask", content=data, params={"zoom": "false"})
-    assert twice.status_code == once.status_code == 200
-    twice_mask, once_mask = (np.asarray(decoded(r.content)) for r in (twice, once))
-    np.testing.assert_array_equal(twice_mask, segmenter.predict(data).alpha)
-    np.testing.assert_array_equal(once_mask, segmenter.predict(data, zoom=False).alpha)
-    assert not np.array_equal(twice_mask, once_mask)
+    with TestClient(create_app(settings, segmenter=segmenter)) as look_client:
+        default = look_client.post("/v1/mask", content=data)
+        without = look_client.post("/v1/mask", content=data, params={option: "false"})
+    assert default.status_code == without.status_code == 200
+    default_mask, without_mask = (np.asarray(decoded(r.content)) for r in (default, without))
+    np.testing.assert_array_equal(default_mask, segmenter.predict(data).alpha)
+    expected = segmenter.predict(data, **{option: False}).alpha
+    np.testing.assert_array_equal(without_mask, expected)
+    assert not np.array_equal(default_mask, without_mask)
+
+
+def test_mask_follows_the_zoom_option(colour_segmenter) -> None:
+    rgb, _ = small_person_photo()
+    assert_mask_follows_a_look_option(
+        colour_segmenter[0], encode(Image.fromarray(rgb), "PNG"), "zoom"
+    )
 
 
 def test_mask_follows_the_mirror_option(biased_segmenter) -> None:
     data = encode(Image.fromarray(synthetic_photo(160, 120, seed=3)), "PNG")
-    settings = Settings(max_upload_mb=MAX_UPLOAD_MB, max_megapixels=2.0, concurrency=2)
-    with TestClient(create_app(settings, segmenter=biased_segmenter)) as mirror_client:
-        both = mirror_client.post("/v1/mask", content=data)
-        one = mirror_client.post("/v1/mask", content=data, params={"mirror": "false"})
-    assert both.status_code == one.status_code == 200
-    both_mask, one_mask = (np.asarray(decoded(r.content)) for r in (both, one))
-    np.testing.assert_array_equal(both_mask, biased_segmenter.predict(data).alpha)
-    np.testing.assert_array_equal(one_mask, biased_segmenter.predict(data, mirror=False).alpha)
-    assert not np.array_equal(both_mask, one_mask)
+    assert_mask_follows_a_look_option(biased_segmenter, data, "mirror")
 
 
 def test_composite_on_colour_blur_and_uploaded_image(client: TestClient, tiny_segmenter) -> None:
