@@ -90,8 +90,10 @@ def guided_upsample(
             also towards the wrong one.
         eps: regulariser of the colour fit (colours scaled to 0..1); smaller follows
             weaker colour edges, larger stays closer to ``prob``.
-        work_scale: the coefficients are fitted on the photo shrunk by an integer
-            factor to about this many times the resolution of ``prob``.
+        work_scale: the coefficients are fitted on the photo shrunk by the smallest
+            integer factor that brings it to at most this many times the resolution
+            of ``prob``. A finer grid costs more and, measured on sharp photos with
+            the map 2.6x and 9x coarser, fits no better outlines.
 
     Returns:
         (H, W) float32 alpha in [0, 1].
@@ -102,7 +104,7 @@ def guided_upsample(
         raise ValueError(f"prob must be (h, w), got {p.shape}")
     p = np.clip(p, 0.0, 1.0)  # then b stays in [0, 1] where the fit is flat
     H, W = img.shape[:2]
-    f = max(1, round(max(H, W) / (work_scale * max(p.shape))))
+    f = max(1, math.ceil(max(H, W) / (work_scale * max(p.shape)) - 1e-6))
     guide = _shrink(img, f).astype(np.float32) * np.float32(1 / 255)
     wh, ww = guide.shape[:2]
     r = max(1, round(radius * max(wh, ww) / max(p.shape)))
