@@ -85,13 +85,13 @@ def textbook_coefficients(guide: np.ndarray, p: np.ndarray, r: int, eps: float):
 def test_tiled_fast_path_matches_the_textbook_filter() -> None:
     """At full resolution (factor 1) the tiled implementation is the plain guided filter.
 
-    The photo (500 px) is twice the map (250 px), so the working grid is the photo
-    itself and the window radius is round(0.5 * 500 / 250) = 1; tiles of 128 px
+    The photo (500 px) is twice the map (250 px), so with work_scale 2 the working grid
+    is the photo itself and the window radius is round(0.5 * 500 / 250) = 1; tiles of 128 px
     with flat regions skipped must agree everywhere, tile seams included.
     """
     truth, rgb = scene(300, 500, seed=3)
     prob = network_like(truth, size=250, sigma=2.0)
-    ours = guided_upsample(prob, rgb, radius=0.5, eps=1e-4)
+    ours = guided_upsample(prob, rgb, radius=0.5, eps=1e-4, work_scale=2.0)
     guide = rgb.astype(np.float64) / 255
     p = cv2.resize(prob.astype(np.float64), (500, 300), interpolation=cv2.INTER_LINEAR)
     a, b = textbook_coefficients(guide, p, r=1, eps=1e-4)
@@ -102,13 +102,13 @@ def test_tiled_fast_path_matches_the_textbook_filter() -> None:
 def test_fast_guided_filter_matches_a_plain_implementation() -> None:
     """Coefficients on a 4x smaller grid, bilinearly upsampled and applied per pixel.
 
-    512x384 photo, 64 px map: the grid is 128x96 (factor round(512 / 128) = 4) with
+    512x384 photo, 64 px map, work_scale 2: the grid is 128x96 (factor 512 / 128 = 4) with
     radius 1. Tiles must line up with the grid, and those near the outline must
     include every pixel whose interpolation touches a non-flat grid cell.
     """
     truth, rgb = scene(384, 512, seed=4)
     prob = network_like(truth, size=64, sigma=0.7)
-    ours = guided_upsample(prob, rgb, radius=0.5, eps=1e-4)
+    ours = guided_upsample(prob, rgb, radius=0.5, eps=1e-4, work_scale=2.0)
     guide = cv2.resize(rgb, (128, 96), interpolation=cv2.INTER_AREA).astype(np.float64) / 255
     p = cv2.resize(prob.astype(np.float64), (128, 96), interpolation=cv2.INTER_LINEAR)
     a, b = textbook_coefficients(guide, p, r=1, eps=1e-4)
@@ -247,3 +247,22 @@ def test_chunks_batches_and_threads_do_not_change_the_foreground(
     monkeypatch.setattr(refine, "_THREADS", 3)
     monkeypatch.setattr(refine, "_SOLVE_MIN_PER_THREAD", 1000)
     np.testing.assert_array_equal(estimate_foreground(rgb, alpha), whole)
+
+
+@pytest.mark.parametrize(
+    ("side", "map_side", "factor"),
+    [(448, 448, 1), (854, 448, 2), (1152, 448, 2), (1344, 448, 2), (1345, 448, 3), (4000, 448, 6)],
+)
+def test_fitting_grid_is_the_finest_at_most_work_scale_times_the_map(
+    monkeypatch: pytest.MonkeyPatch, side: int, map_side: int, factor: int
+) -> None:
+    """The photo shrinks by the smallest whole factor that brings it to <= 1.5x the map:
+    rounding instead fitted 1152 px photos at full resolution, 4x the work."""
+    import segmentation.refine as refine
+
+    factors: list[int] = []
+    shrink = refine._shrink
+    monkeypatch.setattr(refine, "_shrink", lambda x, f: factors.append(f) or shrink(x, f))
+    rgb = np.zeros((side * 3 // 4, side, 3), np.uint8)
+    guided_upsample(np.zeros((map_side * 3 // 4, map_side), np.float32), rgb, work_scale=1.5)
+    assert factors == [factor]

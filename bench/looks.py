@@ -1,0 +1,104 @@
+"""What the closer and mirrored looks cost a photo: network plus refinement, in ms.
+
+Each photo goes through ``Segmenter.predict`` three ways (one look; the closer look;
+closer + mirrored, the default) and the table gives the median of ``--runs`` runs of the
+network and refinement stages, after a warm-up. The parkour frame comes from
+``../shared/data/clips/parkour``; without it those rows are left out.
+
+    python -m bench.looks [--runs 7] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench.common import EXAMPLE, ROOT, log, machine_line
+
+PARKOUR_FRAME = ROOT.parent / "shared" / "data" / "clips" / "parkour" / "images" / "00000.jpg"
+TWELVE_MP = (4000, 3000)
+#: (label, zoom, mirror) of each column.
+LOOKS = (
+    ("one look", False, False),
+    ("closer look", True, False),
+    ("closer + mirrored", True, True),
+)
+
+
+def _read_rgb(path: Path) -> np.ndarray | None:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _upscaled(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` scaled to cover ``size = (W, H)`` without squashing, centre-cropped."""
+    width, height = size
+    k = max(width / rgb.shape[1], height / rgb.shape[0])
+    big = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+    top, left = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
+    return np.ascontiguousarray(big[top : top + height, left : left + width])
+
+
+def photos() -> Iterator[tuple[str, np.ndarray]]:
+    """(label, RGB photo) of each row."""
+    frame = _read_rgb(PARKOUR_FRAME)
+    if frame is not None:
+        h, w = frame.shape[:2]
+        yield f"{w} × {h} parkour frame", frame
+        yield "the same frame upscaled to 12 MP", _upscaled(frame, TWELVE_MP)
+    else:
+        log(f"bench.looks: {PARKOUR_FRAME} not found; parkour rows left out")
+    portrait = _read_rgb(EXAMPLE)
+    if portrait is None:
+        raise SystemExit(f"bench.looks: {EXAMPLE} not found")
+    h, w = portrait.shape[:2]
+    yield f"example portrait, {w} × {h}", portrait
+    yield "example portrait upscaled to 12 MP", _upscaled(portrait, TWELVE_MP)
+
+
+def look_ms(segmenter, rgb: np.ndarray, zoom: bool, mirror: bool, runs: int) -> float:
+    """Median network + refine ms of ``runs`` predictions, after one warm-up."""
+    segmenter.predict(rgb, zoom=zoom, mirror=mirror)
+    times = []
+    for _ in range(runs):
+        timings = segmenter.predict(rgb, zoom=zoom, mirror=mirror).timings
+        times.append(1000 * (timings["network"] + timings["refine"]))
+    return statistics.median(times)
+
+
+def table(runs: int) -> str:
+    from segmentation import Segmenter
+
+    segmenter = Segmenter()
+    lines = [
+        machine_line(),
+        "",
+        "| photo | " + " | ".join(label for label, _, _ in LOOKS) + " |",
+        "|---|" + "---|" * len(LOOKS),
+    ]
+    for label, rgb in photos():
+        log(f"bench.looks: {label} ...")
+        cells = [f"{look_ms(segmenter, rgb, z, m, runs):.0f} ms" for _, z, m in LOOKS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per cell (median)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    args = parser.parse_args(argv)
+    text = table(args.runs)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
