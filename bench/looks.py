@@ -1,9 +1,10 @@
 """What the closer and mirrored looks cost a photo: network plus refinement, in ms.
 
 Each photo goes through ``Segmenter.predict`` three ways (one look; the closer look;
-closer + mirrored, the default) and the table gives the median of ``--runs`` runs of the
-network and refinement stages, after a warm-up. The parkour frame comes from
-``../shared/data/clips/parkour``; without it those rows are left out.
+closer + mirrored, the default), taking turns, and the table gives the median of
+``--runs`` rounds of the network and refinement stages, after a warm-up round. The
+parkour frame comes from ``../shared/data/clips/parkour``; without it those rows are
+left out.
 
     python -m bench.looks [--runs 7] [--out FILE]
 """
@@ -61,14 +62,19 @@ def photos() -> Iterator[tuple[str, np.ndarray]]:
     yield "example portrait upscaled to 12 MP", _upscaled(portrait, TWELVE_MP)
 
 
-def look_ms(segmenter, rgb: np.ndarray, zoom: bool, mirror: bool, runs: int) -> float:
-    """Median network + refine ms of ``runs`` predictions, after one warm-up."""
-    segmenter.predict(rgb, zoom=zoom, mirror=mirror)
-    times = []
-    for _ in range(runs):
-        timings = segmenter.predict(rgb, zoom=zoom, mirror=mirror).timings
-        times.append(1000 * (timings["network"] + timings["refine"]))
-    return statistics.median(times)
+def looks_ms(segmenter, rgb: np.ndarray, runs: int) -> list[float]:
+    """Median network + refine ms of each of LOOKS over ``runs`` rounds, after a warm-up.
+
+    The looks take turns within each round, so a change in the machine's speed during
+    the measurement hits all of them alike.
+    """
+    times: list[list[float]] = [[] for _ in LOOKS]
+    for round_ in range(runs + 1):
+        for column, (_, zoom, mirror) in enumerate(LOOKS):
+            timings = segmenter.predict(rgb, zoom=zoom, mirror=mirror).timings
+            if round_:
+                times[column].append(1000 * (timings["network"] + timings["refine"]))
+    return [statistics.median(column) for column in times]
 
 
 def table(runs: int) -> str:
@@ -83,7 +89,7 @@ def table(runs: int) -> str:
     ]
     for label, rgb in photos():
         log(f"bench.looks: {label} ...")
-        cells = [f"{look_ms(segmenter, rgb, z, m, runs):.0f} ms" for _, z, m in LOOKS]
+        cells = [f"{ms:.0f} ms" for ms in looks_ms(segmenter, rgb, runs)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -8,9 +8,10 @@ again at just that crop, and :func:`merge_maps` pastes the close-up map into the
 whole-photo map at the close-up's resolution.
 
 Measured with model v3 (``python -m train.evaluate``, IoU / boundary F1 at 3 px, no
-mirrored look), one look -> two: parkour clip (854x480) 0.800 / 0.687 -> 0.891 /
-0.848, people val 0.843 / 0.733 -> 0.854 / 0.752, VITON test unchanged at 0.979 /
-0.957 (its 192x256 photos are too small to zoom into).
+mirrored look), one look -> two: parkour clip (854x480) 0.804 / 0.693 -> 0.895 /
+0.852, people val 0.843 / 0.733 -> 0.854 / 0.752, VITON test unchanged at 0.979 /
+0.957 (its 192x256 photos are too small to zoom into). The tuning figures below were
+taken with the guided filter's earlier, finer fitting grid (parkour 0.891 / 0.848).
 
 The crop is never blown up more than :data:`ZOOM_MAX_UPSCALE` times: val holds
 448 px photos of people ~100 px tall, and a 4x-upscaled crop of one is a blur the
