@@ -336,3 +336,30 @@ def test_speed_table_sets_the_thread_pools_and_skips_xla():
     rows = [line.split(" | ") for line in lines if line.startswith("| 64 ")]
     assert [(row[1], row[2]) for row in rows] == [("float32", "off"), ("bfloat16", "off")]
     assert all(float(row[3].rstrip(" |")) > 0 for row in rows)
+
+
+def test_soup_saves_the_mean_of_the_weights_and_refuses_other_networks(tmp_path):
+    import keras
+
+    from segmentation.model import build_unet
+    from train.soup import soup
+
+    paths = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        model = build_unet(64, (8, 8, 8, 8))
+        paths.append(tmp_path / f"run{seed}.keras")
+        model.save(paths[-1])
+    a, b = (keras.saving.load_model(p, compile=False).get_weights() for p in paths)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+    mixed = keras.saving.load_model(soup(paths, tmp_path / "soup.keras"), compile=False)
+    for got, x, y in zip(mixed.get_weights(), a, b, strict=True):
+        np.testing.assert_allclose(got, (x.astype(np.float64) + y) / 2, rtol=1e-6, atol=1e-7)
+
+    other = tmp_path / "other.keras"
+    build_unet(64, (16, 8, 8, 8)).save(other)
+    with pytest.raises(ValueError, match="not the same network"):
+        soup([paths[0], other], tmp_path / "bad.keras")
+    with pytest.raises(ValueError, match="at least two"):
+        soup(paths[:1], tmp_path / "one.keras")
