@@ -26,6 +26,16 @@ MB = 1024 * 1024
 PHOTO_SIZES: dict[str, tuple[int, int]] = {"1 MP": (1152, 864), "12 MP": (4000, 3000)}
 
 
+def crop_to_aspect(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The centre of ``image`` with the aspect ratio of ``width`` x ``height``."""
+    bh, bw = image.shape[:2]
+    if width / height > bw / bh:
+        ch = max(1, round(bw * height / width))
+        return image[(bh - ch) // 2 : (bh - ch) // 2 + ch]
+    cw = max(1, round(bh * width / height))
+    return image[:, (bw - cw) // 2 : (bw - cw) // 2 + cw]
+
+
 def make_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A person photo at any size (HxWx3 uint8 RGB): the example upscaled, plus grain.
 
@@ -42,14 +52,7 @@ def make_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
         cv2.circle(base, (256, 90), 55, (120, 150, 210), -1)
     else:
         base = cv2.cvtColor(base, cv2.COLOR_BGR2RGB)
-    # Crop the base to the target's aspect ratio, then scale: nothing is squashed.
-    bh, bw = base.shape[:2]
-    if width / height > bw / bh:
-        ch = max(1, round(bw * height / width))
-        base = base[(bh - ch) // 2 : (bh - ch) // 2 + ch]
-    else:
-        cw = max(1, round(bh * width / height))
-        base = base[:, (bw - cw) // 2 : (bw - cw) // 2 + cw]
+    base = crop_to_aspect(base, width, height)  # then scale: nothing is squashed
     if seed:  # vary content between photos of a batch, cheaply
         base = np.roll(base, int(rng.integers(0, base.shape[1])), axis=1)
     photo = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.common import EXAMPLE, ROOT, log, machine_line
+from bench.common import EXAMPLE, ROOT, crop_to_aspect, log, machine_line
 
 PARKOUR_FRAME = ROOT.parent / "shared" / "data" / "clips" / "parkour" / "images" / "00000.jpg"
 TWELVE_MP = (4000, 3000)
@@ -37,12 +37,8 @@ def _read_rgb(path: Path) -> np.ndarray | None:
 
 
 def _upscaled(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``rgb`` scaled to cover ``size = (W, H)`` without squashing, centre-cropped."""
-    width, height = size
-    k = max(width / rgb.shape[1], height / rgb.shape[0])
-    big = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
-    top, left = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
-    return np.ascontiguousarray(big[top : top + height, left : left + width])
+    """``rgb`` centre-cropped to the aspect of ``size = (W, H)``, then scaled to it."""
+    return cv2.resize(crop_to_aspect(rgb, *size), size, interpolation=cv2.INTER_CUBIC)
 
 
 def photos() -> Iterator[tuple[str, np.ndarray]]:

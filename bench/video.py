@@ -43,9 +43,11 @@ from bench.common import (
     python_env,
 )
 
-#: The issue's targets on the 2-core machine, 720p end to end.
+#: The issue's targets on the 2-core machine, 720p end to end, by render label (the
+#: closer look is optional and has none).
 TARGET_MP4_FPS = 20.0
 TARGET_WEBM_FPS = 12.0
+TARGETS_720P = {"MP4 on a colour": TARGET_MP4_FPS, "transparent WebM": TARGET_WEBM_FPS}
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 FPS = 30
 PAN_PX = 6  # per frame: the picture moves, as in a hand-held clip
@@ -295,8 +297,8 @@ def video_section(model: Path, frames: int = 150, memory: bool = True) -> str:
     ]
     for size, name, row in rows:
         target = result = ""
-        if size == "720p" and "closer" not in name:
-            goal = TARGET_MP4_FPS if name.startswith("MP4") else TARGET_WEBM_FPS
+        goal = TARGETS_720P.get(name) if size == "720p" else None
+        if goal is not None:
             target = f"≥ {goal:.0f} frames/s"
             result = "PASS" if row["fps"] >= goal else "FAIL"
         stages = " | ".join(f"{row[s]:.1f} ms" for s in STAGES)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from segmentation import __version__
-from segmentation.cli_common import files_in, positive_float
+from segmentation.cli_common import add_look_options, files_in, positive_float
 from segmentation.errors import ImageError
 from segmentation.io import IMAGE_EXTENSIONS, encode_png, load_image
 from segmentation.resources import MODEL_ENV, load_segmenter
@@ -94,20 +94,7 @@ def build_parser(prog: str = "python -m segmentation") -> argparse.ArgumentParse
         help="skip the edge-aware guided filter; stretch the network's low-resolution "
         "mask instead (faster, blurrier outline)",
     )
-    common.add_argument(
-        "--no-zoom",
-        dest="zoom",
-        action="store_false",
-        help="one network pass over the whole photo; skip the second, closer look at "
-        "people who fill only part of it (faster, blurrier outline on small people)",
-    )
-    common.add_argument(
-        "--no-mirror",
-        dest="mirror",
-        action="store_false",
-        help="skip averaging each look with a look at the mirrored photo (half the "
-        "network passes, slightly less accurate mask)",
-    )
+    add_look_options(common)
     common.add_argument(
         "--max-megapixels",
         type=positive_float,

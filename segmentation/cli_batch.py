@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from segmentation.cli_common import add_look_options
 from segmentation.resources import MODEL_ENV
 
 DESCRIPTION = """\
@@ -96,20 +97,7 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
         action="store_false",
         help="skip the full-resolution edge refinement (faster, blurrier outline)",
     )
-    parser.add_argument(
-        "--no-zoom",
-        dest="zoom",
-        action="store_false",
-        help="skip the second, closer look at people who fill only part of a photo "
-        "(one network pass: faster, blurrier outline on small people)",
-    )
-    parser.add_argument(
-        "--no-mirror",
-        dest="mirror",
-        action="store_false",
-        help="skip averaging each look with a look at the mirrored photo (half the "
-        "network passes, slightly less accurate mask)",
-    )
+    add_look_options(parser)
     parser.add_argument(
         "--max-megapixels",
         type=float,

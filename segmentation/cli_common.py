@@ -24,6 +24,24 @@ def files_in(folder: Path, extensions: Collection[str], outdir: Path) -> list[Pa
     )
 
 
+def add_look_options(parser: argparse.ArgumentParser) -> None:
+    """--no-zoom and --no-mirror: the photo path's extra network looks, on by default."""
+    parser.add_argument(
+        "--no-zoom",
+        dest="zoom",
+        action="store_false",
+        help="one network pass over the whole photo; skip the second, closer look at "
+        "people who fill only part of it (faster, blurrier outline on small people)",
+    )
+    parser.add_argument(
+        "--no-mirror",
+        dest="mirror",
+        action="store_false",
+        help="skip averaging each look with a look at the mirrored photo (half the "
+        "network passes, slightly less accurate mask)",
+    )
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number above zero."""
     try:
