@@ -30,6 +30,9 @@ def build_unet(
     decoder_filters: Sequence[int] = DEFAULT_DECODER_FILTERS,
     encoder_weights: str | Path | None = None,
     name: str = "mobilenetv3small_unet",
+    *,
+    residual_blocks: int = 0,
+    global_context: bool = False,
 ) -> keras.Model:
     """Build the person-segmentation network.
 
@@ -41,12 +44,23 @@ def build_unet(
         encoder_weights: path to ImageNet weights for MobileNetV3-Small without its top
             (training only; inference loads everything from the saved model).
         name: the model's name.
+        residual_blocks: how many decoder blocks, coarsest first, end with an extra
+            residual unit (two more separable convs: depth where the maps are small).
+        global_context: gate the bottleneck's channels by the whole image's pooled
+            features (as MobileNetV3's LR-ASPP head does), so what counts as the person
+            can depend on everything in the photo.
+
+    Both extras start as the identity (zero-initialised last scale), so a network
+    warm-started from one without them (:func:`copy_matching_weights`) begins with
+    exactly its predictions.
 
     Returns:
         A model mapping (B, S, S, 3) RGB to (B, S, S, 1) person probability.
     """
     if len(decoder_filters) != len(ENCODER_SKIP_LAYERS):
         raise ValueError(f"decoder_filters needs {len(ENCODER_SKIP_LAYERS)} values")
+    if not 0 <= residual_blocks <= len(decoder_filters):
+        raise ValueError(f"residual_blocks must be 0 to {len(decoder_filters)}")
     if input_size is not None and input_size % 32:
         raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
     encoder = keras.applications.MobileNetV3Small(
@@ -64,9 +78,13 @@ def build_unet(
     x = layers.Conv2D(decoder_filters[0], 1, use_bias=False, name="bottleneck_conv")(x)
     x = layers.BatchNormalization(name="bottleneck_bn")(x)
     x = layers.ReLU(name="bottleneck_relu")(x)
+    if global_context:
+        x = _global_context_gate(x, decoder_filters[0], name="context")
 
     for i, (skip, filters) in enumerate(zip(reversed(skips), decoder_filters, strict=True)):
         x = _decoder_block(x, skip, filters, name=f"decoder_block{i + 1}")
+        if i < residual_blocks:
+            x = _residual_unit(x, filters, name=f"decoder_block{i + 1}_residual")
 
     x = layers.Conv2D(1, 1, name="head_conv")(x)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="head_upsample")(x)
@@ -80,6 +98,71 @@ def decoder_filters_of(model: keras.Model) -> tuple[int, ...]:
         model.get_layer(f"decoder_block{i}_conv1").filters
         for i in range(1, len(ENCODER_SKIP_LAYERS) + 1)
     )
+
+
+def architecture_of(model: keras.Model) -> dict:
+    """The keyword arguments of :func:`build_unet` that rebuild ``model``'s layers."""
+    names = {layer.name for layer in model.layers}
+    residual_blocks = 0
+    while f"decoder_block{residual_blocks + 1}_residual_add" in names:
+        residual_blocks += 1
+    return {
+        "decoder_filters": decoder_filters_of(model),
+        "residual_blocks": residual_blocks,
+        "global_context": "context_gate" in names,
+    }
+
+
+def copy_matching_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Warm-start ``target`` from ``source`` layer by layer (same name and shapes).
+
+    Returns the names of the target's layers with weights that ``source`` lacks: they
+    keep their initial values (the identity, for the extras of :func:`build_unet`).
+
+    Raises:
+        ValueError: a layer of both models whose weights differ in shape.
+    """
+    fresh = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            donor = source.get_layer(layer.name)
+        except ValueError:
+            fresh.append(layer.name)
+            continue
+        shapes = [w.shape for w in donor.get_weights()]
+        if shapes != [w.shape for w in layer.get_weights()]:
+            raise ValueError(f"layer {layer.name}: weights {shapes} do not fit")
+        layer.set_weights(donor.get_weights())
+    return fresh
+
+
+def _global_context_gate(x: keras.KerasTensor, filters: int, name: str):
+    """Scale each channel by 1 + tanh(a 1x1 conv of the image's mean features)."""
+    g = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    g = layers.Conv2D(
+        filters, 1, kernel_initializer="zeros", bias_initializer="zeros", name=f"{name}_conv"
+    )(g)
+    g = layers.Activation("tanh", name=f"{name}_tanh")(g)
+    g = layers.Rescaling(1.0, offset=1.0, name=f"{name}_scale")(g)
+    return layers.Multiply(name=f"{name}_gate")([x, g])
+
+
+def _residual_unit(x: keras.KerasTensor, filters: int, name: str):
+    """x + two separable 3x3 convs, the last batch norm's scale zero so it starts as x."""
+    y = x
+    for j in (1, 2):
+        y = layers.SeparableConv2D(
+            filters, 3, padding="same", use_bias=False, name=f"{name}_conv{j}"
+        )(y)
+        y = layers.BatchNormalization(
+            gamma_initializer="zeros" if j == 2 else "ones", name=f"{name}_bn{j}"
+        )(y)
+        if j == 1:
+            y = layers.ReLU(name=f"{name}_relu1")(y)
+    x = layers.Add(name=f"{name}_add")([x, y])
+    return layers.ReLU(name=f"{name}_relu2")(x)
 
 
 def _decoder_block(x: keras.KerasTensor, skip: keras.KerasTensor, filters: int, name: str):

@@ -240,11 +240,15 @@ def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path, capsys):
         "--out", str(run), "--size", "64", "--batch", "2", "--epochs", "1",
         "--steps-per-epoch", "3", "--decoder-filters", "8,8,8,8", "--boundary-weight", "2",
         "--init", str(tiny_model_path), "--log-every", "2",
+        "--residual-blocks", "1", "--global-context",
     ])  # fmt: skip
-    progress = [line for line in capsys.readouterr().out.splitlines() if " img/s" in line]
+    out = capsys.readouterr().out
+    progress = [line for line in out.splitlines() if " img/s" in line]
     assert [line.split(":")[0] for line in progress] == ["epoch 1 step 2/3", "epoch 1 step 3/3"]
+    assert "5 layers start as the identity" in out  # the gate's conv, the unit's 2 convs + 2 BNs
     config = json.loads((run / "config.json").read_text())
     assert config["data"] == [f"{people}=3", f"{studio}=1"] and config["init"]
+    assert config["residual_blocks"] == 1 and config["global_context"]
     with open(run / "log.csv") as f:
         assert len(list(csv.DictReader(f))) == 1
     with pytest.raises(SystemExit, match="paste-from"):
@@ -269,6 +273,8 @@ def test_train_resume_export_and_predict(tmp_path):
 
     with pytest.raises(SystemExit, match="--resume"):
         train_main([*common, "--epochs", "2"])
+    with pytest.raises(SystemExit, match="global_context, residual_blocks"):
+        train_main([*common, "--resume", "--global-context", "--residual-blocks", "1"])
     # Make the logged best unbeatable: the resumed epoch must then leave best.keras alone.
     log = (run / "log.csv").read_text().splitlines()
     header = log[0].split(",")

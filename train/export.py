@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 import train.metrics  # noqa: F401  (registers the loss and metrics the checkpoint names)
-from segmentation.model import build_unet, decoder_filters_of
+from segmentation.model import architecture_of, build_unet
 
 MAX_EXPORT_BYTES = 10 * 1024 * 1024
 #: Largest mean absolute difference allowed between the .tflite and the Keras model's
@@ -42,7 +42,7 @@ def export_model(
     """
     trained = keras.saving.load_model(checkpoint, compile=False)
     size = input_size or trained.input_shape[1]
-    model = build_unet(size, decoder_filters_of(trained))
+    model = build_unet(size, **architecture_of(trained))
     model.set_weights(trained.get_weights())
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from segmentation.model import (
     DEFAULT_DECODER_FILTERS,
     DEFAULT_INPUT_SIZE,
     build_unet,
+    copy_matching_weights,
     decoder_filters_of,
 )
 from train.data import (
@@ -64,6 +65,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--decoder-filters",
         default=",".join(map(str, DEFAULT_DECODER_FILTERS)),
         help="decoder block widths, coarsest first",
+    )
+    p.add_argument(
+        "--residual-blocks",
+        type=int,
+        default=0,
+        help="decoder blocks (coarsest first) with an extra residual unit",
+    )
+    p.add_argument(
+        "--global-context",
+        action="store_true",
+        help="gate the bottleneck by the whole image's pooled features",
     )
     p.add_argument("--encoder-weights", type=Path, default=DEFAULT_ENCODER_WEIGHTS)
     p.add_argument(
@@ -143,6 +155,8 @@ def train(args: argparse.Namespace) -> Path:
     config = {
         "size": args.size,
         "decoder_filters": filters,
+        "residual_blocks": args.residual_blocks,
+        "global_context": args.global_context,
         "epochs": args.epochs,
         "batch": args.batch,
         "lr": args.lr,
@@ -161,7 +175,10 @@ def train(args: argparse.Namespace) -> Path:
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
         saved["decoder_filters"] = tuple(saved["decoder_filters"])
-        changed = {k for k in ("size", "decoder_filters", "batch") if saved[k] != config[k]}
+        saved.setdefault("residual_blocks", 0)  # runs from before the option
+        saved.setdefault("global_context", False)
+        architecture = ("size", "decoder_filters", "residual_blocks", "global_context", "batch")
+        changed = {k for k in architecture if saved[k] != config[k]}
         if changed:
             sys.exit(f"--resume with different {', '.join(sorted(changed))} than the saved run")
     out.mkdir(parents=True, exist_ok=True)
@@ -201,12 +218,20 @@ def train(args: argparse.Namespace) -> Path:
     weights = args.encoder_weights if args.encoder_weights.is_file() else None
     if weights is None and not args.resume and not args.init:
         print(f"warning: {args.encoder_weights} not found; encoder starts from random weights")
-    model = build_unet(args.size, filters, encoder_weights=None if args.init else weights)
+    model = build_unet(
+        args.size,
+        filters,
+        encoder_weights=None if args.init else weights,
+        residual_blocks=args.residual_blocks,
+        global_context=args.global_context,
+    )
     if args.init and not args.resume:
         start_from = keras.saving.load_model(args.init, compile=False)
         if decoder_filters_of(start_from) != filters:
             sys.exit(f"--init {args.init} has decoder {decoder_filters_of(start_from)}")
-        model.set_weights(start_from.get_weights())
+        fresh = copy_matching_weights(start_from, model)
+        if fresh:
+            print(f"--init: {len(fresh)} layers start as the identity ({', '.join(fresh)})")
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=args.lr / 20,
         warmup_target=args.lr,

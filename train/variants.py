@@ -20,7 +20,7 @@ import numpy as np
 
 import train.metrics  # noqa: F401  (registers the checkpoint's loss and metrics)
 from segmentation import Segmenter
-from segmentation.model import build_unet, decoder_filters_of
+from segmentation.model import architecture_of, build_unet
 from train.data import read_split
 from train.evaluate import evaluate, summarize
 
@@ -50,12 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     trained = keras.saving.load_model(args.checkpoint, compile=False)
-    filters = decoder_filters_of(trained)
+    architecture = architecture_of(trained)
+    filters = architecture["decoder_filters"]
     samples = read_split(args.data, args.split)[: args.limit or None]
     print(f"| input | decoder | params | network ms | val IoU | val boundary F1 |\n|{'---|' * 6}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
-            model = build_unet(size, filters)
+            model = build_unet(size, **architecture)
             model.set_weights(trained.get_weights())
             path = Path(tmp) / f"s{size}.keras"
             model.save(path)
