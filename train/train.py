@@ -25,7 +25,6 @@ from segmentation.model import (
     DEFAULT_INPUT_SIZE,
     build_unet,
     copy_matching_weights,
-    decoder_filters_of,
 )
 from train.data import (
     TRAINING_AUGMENT,
@@ -177,8 +176,8 @@ def train(args: argparse.Namespace) -> Path:
         saved["decoder_filters"] = tuple(saved["decoder_filters"])
         saved.setdefault("residual_blocks", 0)  # runs from before the option
         saved.setdefault("global_context", False)
-        architecture = ("size", "decoder_filters", "residual_blocks", "global_context", "batch")
-        changed = {k for k in architecture if saved[k] != config[k]}
+        fixed = ("size", "decoder_filters", "residual_blocks", "global_context", "batch")
+        changed = {k for k in fixed if saved[k] != config[k]}
         if changed:
             sys.exit(f"--resume with different {', '.join(sorted(changed))} than the saved run")
     out.mkdir(parents=True, exist_ok=True)
@@ -227,9 +226,10 @@ def train(args: argparse.Namespace) -> Path:
     )
     if args.init and not args.resume:
         start_from = keras.saving.load_model(args.init, compile=False)
-        if decoder_filters_of(start_from) != filters:
-            sys.exit(f"--init {args.init} has decoder {decoder_filters_of(start_from)}")
-        fresh = copy_matching_weights(start_from, model)
+        try:
+            fresh = copy_matching_weights(start_from, model)
+        except ValueError as error:
+            sys.exit(f"--init {args.init} does not fit this network: {error}")
         if fresh:
             print(f"--init: {len(fresh)} layers start as the identity ({', '.join(fresh)})")
     schedule = keras.optimizers.schedules.CosineDecay(
