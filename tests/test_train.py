@@ -369,3 +369,41 @@ def test_soup_saves_the_mean_of_the_weights_and_refuses_other_networks(tmp_path)
         soup([paths[0], other], tmp_path / "bad.keras")
     with pytest.raises(ValueError, match="at least two"):
         soup(paths[:1], tmp_path / "one.keras")
+
+
+def test_soup_of_an_extended_run_and_a_plain_one_scales_the_extras_down(tmp_path):
+    import keras
+
+    from segmentation.model import build_unet, copy_matching_weights
+    from train.soup import soup
+
+    keras.utils.set_random_seed(3)
+    plain = build_unet(64, (8, 8, 8, 8))
+    extended = build_unet(64, (8, 8, 8, 8), residual_blocks=1, global_context=True)
+    extras = copy_matching_weights(plain, extended)
+    for layer in extended.layers:  # as if trained: every weight moved
+        layer.set_weights([w + np.float32(0.5) for w in layer.get_weights()])
+    plain_path, extended_path = tmp_path / "plain.keras", tmp_path / "extended.keras"
+    plain.save(plain_path)
+    extended.save(extended_path)
+
+    mixed = keras.saving.load_model(
+        soup([extended_path, plain_path], tmp_path / "soup.keras"), compile=False
+    )
+    # Shared layers: the mean of the two runs.
+    got, ext, pl = (
+        m.get_layer("decoder_block1_conv1").get_weights() for m in (mixed, extended, plain)
+    )
+    for g, e, p in zip(got, ext, pl, strict=True):
+        np.testing.assert_allclose(g, (e + p) / 2, rtol=1e-6, atol=1e-6)
+    # Extras: the weights that make them the identity are halved, the rest kept.
+    assert "context_conv" in extras and "decoder_block1_residual_bn2" in extras
+    for name in ("context_conv", "decoder_block1_residual_bn2"):
+        g, e = (m.get_layer(name).get_weights()[0] for m in (mixed, extended))
+        np.testing.assert_allclose(g, e / 2, rtol=1e-6)
+    g, e = (m.get_layer("decoder_block1_residual_conv1").get_weights() for m in (mixed, extended))
+    for a, b in zip(g, e, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+    with pytest.raises(ValueError, match="are not in the first"):
+        soup([plain_path, extended_path], tmp_path / "backwards.keras")
