@@ -20,6 +20,7 @@ import sys
 import textwrap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from segmentation.cli_common import add_look_options, files_in, positive_float
 from segmentation.errors import ImageError
 from segmentation.io import IMAGE_EXTENSIONS, encode_png, load_image
 from segmentation.resources import MODEL_ENV, load_segmenter
+
+if TYPE_CHECKING:
+    from segmentation.segmenter import Segmenter
 
 DESCRIPTION = """\
 Remove the background from photos of people, at full resolution.
@@ -161,11 +165,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m segmentation"
 
     from tqdm import tqdm
 
-    try:
-        with _native_stderr_silenced():
-            segmenter = load_segmenter(args.model)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    segmenter = _load_segmenter_or_report(args.model)
+    if segmenter is None:
         return 1
 
     written = 0
@@ -293,6 +294,16 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def _load_segmenter_or_report(model: str | None) -> Segmenter | None:
+    """The segmenter, or None after one ``error:`` line saying why it cannot load."""
+    try:
+        with _native_stderr_silenced():
+            return load_segmenter(model)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _error(path: Path, reason: str, progress=None) -> None:

@@ -121,7 +121,7 @@ def add_video_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Process every clip; 0 when all were written, else 1."""
-    from segmentation.cli import _error, _native_stderr_silenced, _parse_background
+    from segmentation.cli import _error, _load_segmenter_or_report, _parse_background
     from segmentation.video import VideoLimits
 
     parser: argparse.ArgumentParser = args.parser
@@ -140,13 +140,8 @@ def run(args: argparse.Namespace) -> int:
     if not jobs:
         return 1
 
-    from segmentation.resources import load_segmenter
-
-    try:
-        with _native_stderr_silenced():
-            segmenter = load_segmenter(args.model)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    segmenter = _load_segmenter_or_report(args.model)
+    if segmenter is None:
         return 1
 
     written = 0

@@ -451,11 +451,14 @@ def test_cli_formats_and_argument_errors(
     import segmentation.segmenter
     from segmentation.cli import main
 
-    # The test above loads the model for real; here each run reuses the session's.
-    monkeypatch.setattr(segmentation.segmenter, "Segmenter", lambda path: tiny_segmenter)
-
     source = write_clip(tmp_path / "clip.mov", frames=3)
     out = tmp_path / "out"
+    assert main(["video", str(source), "-o", str(out), "--model", "nope.keras"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "model file not found" in errors[0], errors
+
+    # The test above loads the model for real; here each run reuses the session's.
+    monkeypatch.setattr(segmentation.segmenter, "Segmenter", lambda path: tiny_segmenter)
     model = ["--model", str(tiny_model_path)]
     assert main(["video", str(source), "-o", str(out), "--background", "blur", *model]) == 0
     assert main(["video", str(source), "-o", str(out), "--format", "mask", *model]) == 0
