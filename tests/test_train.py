@@ -29,7 +29,7 @@ from train.data import (
 from train.export import export_model
 from train.metrics import BceDiceLoss, boundary_band
 from train.train import main as train_main
-from train.train import parse_source
+from train.train import parse_fraction_range, parse_source
 
 #: Geometry only: no colour, blur or noise changes, no portrait crops, no pasting.
 GEOMETRY_ONLY = AugmentConfig(
@@ -195,6 +195,57 @@ def test_paste_person_adds_the_person_and_keeps_the_label_union():
         assert np.abs(image[:, 8:][mask[:, 8:, 0] < 0.01] - 90).max() < 2  # the rest untouched
 
 
+def test_small_paste_height_pastes_whole_figures_small_and_cut_off_ones_larger():
+    """``--paste-height 0.1,0.12``: a whole figure a tenth of the frame high, like a
+    distant person; a figure cut off by its photo's bottom stays near-camera size."""
+    tf.random.set_seed(2)
+    crop, crop_mask = tf.fill((128, 128, 3), 90.0), tf.zeros((128, 128, 1))
+    small = AugmentConfig(paste_height=(0.1, 0.12))
+    whole, whole_mask = _standing_figure()
+    cut_off, cut_off_mask = np.zeros_like(whole), np.zeros_like(whole_mask)
+    cut_off[10:, 15:105], cut_off_mask[10:, 15:105] = 200, 255  # 90 wide, 110 high to the edge
+    for _ in range(5):
+        _, mask = paste_person(crop, crop_mask, tf.constant(whole), tf.constant(whole_mask), small)
+        rows = np.flatnonzero((mask.numpy()[..., 0] > 0.5).any(axis=1))
+        assert 0 < len(rows) <= 18  # at most 0.12 x 128 px, stretched by 10 % and blurred
+        assert rows[-1] < 127  # feet in view
+        _, mask = paste_person(
+            crop, crop_mask, tf.constant(cut_off), tf.constant(cut_off_mask), small
+        )  # fmt: skip
+        figure = mask.numpy()[..., 0] > 0.5
+        assert figure[-1].any()  # still cut off by the bottom edge
+        # at least 0.2 x 128 px high, so at least 90 / 110 of that wide (less 10 %):
+        # 0.12 x 128 would give at most 16
+        assert np.flatnonzero(figure.any(axis=0)).size >= 18
+
+
+def test_mixed_dataset_pastes_people_from_every_pool():
+    size = 48
+    grey = (np.full((4, size, size, 3), 90, np.uint8), np.zeros((4, size, size), np.uint8))
+    pools = []
+    for colour in ((255, 0, 0), (0, 0, 255)):
+        photo, mask = _standing_figure()
+        photo[mask > 0] = colour
+        pools.append((photo[None].repeat(4, axis=0), mask[None].repeat(4, axis=0)))
+    cfg = dataclasses.replace(GEOMETRY_ONLY, paste_probability=1.0, paste_height=(0.5, 0.8))
+    ds = make_mixed_dataset([(*grey, 1.0)], 8, 32, cfg, paste_pools=pools, seed=0)
+    batches = list(ds.take(4))
+    images = np.concatenate([x.numpy() for x, _ in batches])
+    masks = np.concatenate([y.numpy() for _, y in batches])
+    pasted = masks[..., 0] > 0.99
+    red = (images[..., 0] > 200) & pasted
+    blue = (images[..., 2] > 200) & pasted
+    per_image = red.any(axis=(1, 2)).astype(int) + 2 * blue.any(axis=(1, 2))
+    assert set(per_image) >= {1, 2}  # some crops got the red figure, some the blue one
+
+
+def test_parse_fraction_range():
+    assert parse_fraction_range("0.1,1") == (0.1, 1.0)
+    for bad in ("0,1", "0.5,0.2", "0.2,1.5", "0.2", "a,b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_fraction_range(bad)
+
+
 def test_mixed_dataset_draws_sources_by_share():
     size = 40
     dark = (np.zeros((20, size, size, 3), np.uint8), np.zeros((20, size, size), np.uint8))
@@ -237,6 +288,7 @@ def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path, capsys):
     run = tmp_path / "runs" / "mix"
     train_main([
         "--data", f"{people}=3", "--data", f"{studio}=1", "--paste-from", str(studio),
+        "--paste-from", str(people), "--paste-height", "0.1,1",
         "--out", str(run), "--size", "64", "--batch", "2", "--epochs", "1",
         "--steps-per-epoch", "3", "--decoder-filters", "8,8,8,8", "--boundary-weight", "2",
         "--init", str(tiny_model_path), "--log-every", "2",
@@ -249,6 +301,8 @@ def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["data"] == [f"{people}=3", f"{studio}=1"] and config["init"]
     assert config["residual_blocks"] == 1 and config["global_context"]
+    assert config["paste_from"] == [str(studio), str(people)]
+    assert config["paste_height"] == [0.1, 1.0]
     with open(run / "log.csv") as f:
         assert len(list(csv.DictReader(f))) == 1
     with pytest.raises(SystemExit, match="paste-from"):

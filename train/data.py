@@ -292,6 +292,12 @@ def augment(
     return photometric(image, cfg), mask
 
 
+#: Least height (fraction of the frame) of a pasted person cut off by the bottom of their
+#: photo. Smaller pasted people (``paste_height`` below this) are whole figures with
+#: their feet in view, as distant people are.
+CUT_OFF_MIN_HEIGHT = 0.2
+
+
 def paste_person(
     image: tf.Tensor,
     mask: tf.Tensor,
@@ -309,16 +315,19 @@ def paste_person(
     """
     out_size = image.shape[0]
     found, top, bottom, left, right = _person_box(person_mask)
-    height = _uniform(*cfg.paste_height) * out_size
+    # Feet near or below the bottom edge, anywhere across the frame; a person cut off
+    # by the bottom of their photo is cut off by the bottom of this one too, and is
+    # never small there: only someone near the camera is cut off by the frame.
+    cut_off = bottom >= tf.cast(tf.shape(person_mask)[0], tf.float32) - 2
+    height = _uniform(*cfg.paste_height)
+    height = tf.where(cut_off, tf.maximum(height, CUT_OFF_MIN_HEIGHT), height) * out_size
     scale = (bottom - top) / height
     centre_in = ((left + right) / 2, (top + bottom) / 2)
-    # Feet near or below the bottom edge, anywhere across the frame; a person cut off
-    # by the bottom of their photo is cut off by the bottom of this one too.
-    cut_off = bottom >= tf.cast(tf.shape(person_mask)[0], tf.float32) - 2
     low = tf.where(cut_off, 1.0, 0.55)
+    high = tf.where(height < CUT_OFF_MIN_HEIGHT * out_size, 1.0, 1.15)  # small: feet in view
     centre_out = (
         _uniform(0.1, 0.9) * out_size,
-        (low + _uniform(0.0, 1.15 - low)) * out_size - height / 2,
+        (low + _uniform(0.0, 1.0) * (high - low)) * out_size - height / 2,
     )
     theta = _uniform(-1.0, 1.0) * 5 * math.pi / 180
     flip = tf.random.uniform([]) < 0.5
@@ -380,15 +389,15 @@ def make_mixed_dataset(
     out_size: int,
     augment_config: AugmentConfig | None = None,
     *,
-    paste_pool: tuple[np.ndarray, np.ndarray] | None = None,
+    paste_pools: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     seed: int | None = None,
 ) -> tf.data.Dataset:
     """Endless augmented training batches drawn from several caches by their share.
 
     ``sources`` are (images, masks, share) caches of the same square size; each batch
     element comes from source k with probability share_k / sum(shares). People to
-    paste (``cfg.paste_probability``) come from ``paste_pool``, by default the first
-    source.
+    paste (``cfg.paste_probability``) come from ``paste_pools`` (images, masks), each
+    as often, by default the first source.
     """
     cfg = augment_config or AugmentConfig()
     rng = np.random.default_rng(seed)
@@ -410,8 +419,12 @@ def make_mixed_dataset(
         )
     )
     if cfg.paste_probability > 0:
-        pool_images, pool_masks = paste_pool or sources[0][:2]
-        people = _stream(pool_images, pool_masks, rng, shuffle=True).repeat()
+        pools = [
+            _stream(*pool, rng, shuffle=True).repeat() for pool in (paste_pools or [sources[0][:2]])
+        ]
+        people = (
+            pools[0] if len(pools) == 1 else tf.data.Dataset.sample_from_datasets(pools, seed=seed)
+        )
 
         def maybe_paste(crop, person):
             return tf.cond(

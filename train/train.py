@@ -84,13 +84,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--paste-from",
         type=Path,
-        help="one of the --data folders whose people are pasted in (default: the first)",
+        action="append",
+        help="a --data folder whose people are pasted in; repeat to draw from several "
+        "(default: the first --data folder)",
     )
     p.add_argument(
         "--paste",
         type=float,
         default=TRAINING_AUGMENT.paste_probability,
         help="share of examples with a pasted person",
+    )
+    p.add_argument(
+        "--paste-height",
+        type=parse_fraction_range,
+        default=TRAINING_AUGMENT.paste_height,
+        metavar="MIN,MAX",
+        help="height of a pasted person as a fraction of the frame (small: distant people)",
     )
     p.add_argument(
         "--upper-body",
@@ -144,6 +153,17 @@ def parse_source(text: str) -> tuple[Path, float]:
     return Path(path).expanduser(), value
 
 
+def parse_fraction_range(text: str) -> tuple[float, float]:
+    """``MIN,MAX`` with 0 < MIN <= MAX <= 1, e.g. ``--paste-height 0.1,1``."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX, got {text!r}") from None
+    if not 0 < low <= high <= 1:
+        raise argparse.ArgumentTypeError(f"need 0 < MIN <= MAX <= 1, got {text!r}")
+    return low, high
+
+
 def train(args: argparse.Namespace) -> Path:
     """Run (or resume) training; returns the path of the best checkpoint."""
     out: Path = args.out
@@ -160,8 +180,9 @@ def train(args: argparse.Namespace) -> Path:
         "batch": args.batch,
         "lr": args.lr,
         "data": [f"{path}={share:g}" for path, share in args.data],
-        "paste_from": str(args.paste_from) if args.paste_from else None,
+        "paste_from": [str(path) for path in args.paste_from or []],
         "paste": args.paste,
+        "paste_height": list(args.paste_height),
         "upper_body": args.upper_body,
         "close_up": args.close_up,
         "boundary_weight": args.boundary_weight,
@@ -196,9 +217,11 @@ def train(args: argparse.Namespace) -> Path:
         sources.append((images, masks, share))
     val_samples = read_split(args.data[0][0], args.val_split)[: args.limit or None]
     val_x, val_y = build_cache(val_samples, args.size, cache_dir)
-    paste_key = (args.paste_from or args.data[0][0]).expanduser().resolve()
-    if paste_key not in caches:
-        sys.exit(f"--paste-from {args.paste_from} must be one of the --data folders")
+    paste_from = args.paste_from or [args.data[0][0]]
+    paste_keys = [path.expanduser().resolve() for path in paste_from]
+    for path, key in zip(paste_from, paste_keys, strict=True):
+        if key not in caches:
+            sys.exit(f"--paste-from {path} must be one of the --data folders")
     n_train = sum(len(images) for images, _, _ in sources)
     counts = ", ".join(f"{path.name} {len(images)}" for path, (images, _) in caches.items())
     print(f"data: {n_train} train ({counts}), {len(val_x)} val, {time.time() - t0:.0f} s")
@@ -206,11 +229,17 @@ def train(args: argparse.Namespace) -> Path:
     augment = dataclasses.replace(
         TRAINING_AUGMENT,
         paste_probability=args.paste,
+        paste_height=args.paste_height,
         upper_body_probability=args.upper_body,
         close_up_probability=args.close_up,
     )
     train_ds = make_mixed_dataset(
-        sources, args.batch, args.size, augment, paste_pool=caches[paste_key], seed=args.seed
+        sources,
+        args.batch,
+        args.size,
+        augment,
+        paste_pools=[caches[key] for key in paste_keys],
+        seed=args.seed,
     )
     val_ds = make_dataset(val_x, val_y, args.batch, args.size, False)
     steps = args.steps_per_epoch or n_train // args.batch
