@@ -217,11 +217,12 @@ def train(args: argparse.Namespace) -> Path:
         sources.append((images, masks, share))
     val_samples = read_split(args.data[0][0], args.val_split)[: args.limit or None]
     val_x, val_y = build_cache(val_samples, args.size, cache_dir)
-    paste_from = args.paste_from or [args.data[0][0]]
-    paste_keys = [path.expanduser().resolve() for path in paste_from]
-    for path, key in zip(paste_from, paste_keys, strict=True):
+    paste_pools = []
+    for path in args.paste_from or [args.data[0][0]]:
+        key = path.expanduser().resolve()
         if key not in caches:
             sys.exit(f"--paste-from {path} must be one of the --data folders")
+        paste_pools.append(caches[key])
     n_train = sum(len(images) for images, _, _ in sources)
     counts = ", ".join(f"{path.name} {len(images)}" for path, (images, _) in caches.items())
     print(f"data: {n_train} train ({counts}), {len(val_x)} val, {time.time() - t0:.0f} s")
@@ -238,7 +239,7 @@ def train(args: argparse.Namespace) -> Path:
         args.batch,
         args.size,
         augment,
-        paste_pools=[caches[key] for key in paste_keys],
+        paste_pools=paste_pools,
         seed=args.seed,
     )
     val_ds = make_dataset(val_x, val_y, args.batch, args.size, False)
