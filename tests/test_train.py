@@ -286,18 +286,20 @@ def test_train_mixes_folders_and_warm_starts(tmp_path, tiny_model_path, capsys):
     people = _write_dataset(tmp_path / "people")
     studio = _write_dataset(tmp_path / "studio", n_train=4, n_val=1)
     run = tmp_path / "runs" / "mix"
+    # --resume before any epoch has finished must still warm-start from --init.
     train_main([
         "--data", f"{people}=3", "--data", f"{studio}=1", "--paste-from", str(studio),
         "--paste-from", str(people), "--paste-height", "0.1,1",
         "--out", str(run), "--size", "64", "--batch", "2", "--epochs", "1",
         "--steps-per-epoch", "3", "--decoder-filters", "8,8,8,8", "--boundary-weight", "2",
         "--init", str(tiny_model_path), "--log-every", "2",
-        "--residual-blocks", "1", "--global-context",
+        "--residual-blocks", "1", "--global-context", "--resume",
     ])  # fmt: skip
     out = capsys.readouterr().out
     progress = [line for line in out.splitlines() if " img/s" in line]
     assert [line.split(":")[0] for line in progress] == ["epoch 1 step 2/3", "epoch 1 step 3/3"]
     assert "5 layers start as the identity" in out  # the gate's conv, the unit's 2 convs + 2 BNs
+    assert "no finished epoch" in out
     config = json.loads((run / "config.json").read_text())
     assert config["data"] == [f"{people}=3", f"{studio}=1"] and config["init"]
     assert config["residual_blocks"] == 1 and config["global_context"]

@@ -202,6 +202,11 @@ def train(args: argparse.Namespace) -> Path:
         if changed:
             sys.exit(f"--resume with different {', '.join(sorted(changed))} than the saved run")
     out.mkdir(parents=True, exist_ok=True)
+    # Before its first epoch ends a run has nothing to restore: --resume then starts it
+    # as new, warm start included, so an interrupted first epoch is not lost silently.
+    resuming = args.resume and _has_backup(out / "backup")
+    if args.resume and not resuming:
+        print(f"--resume: no finished epoch in {out} yet; starting the run from its beginning")
     config_path.write_text(json.dumps(config, indent=2))
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
@@ -245,7 +250,7 @@ def train(args: argparse.Namespace) -> Path:
     val_ds = make_dataset(val_x, val_y, args.batch, args.size, False)
     steps = args.steps_per_epoch or n_train // args.batch
     weights = args.encoder_weights if args.encoder_weights.is_file() else None
-    if weights is None and not args.resume and not args.init:
+    if weights is None and not resuming and not args.init:
         print(f"warning: {args.encoder_weights} not found; encoder starts from random weights")
     model = build_unet(
         args.size,
@@ -254,7 +259,7 @@ def train(args: argparse.Namespace) -> Path:
         residual_blocks=args.residual_blocks,
         global_context=args.global_context,
     )
-    if args.init and not args.resume:
+    if args.init and not resuming:
         start_from = keras.saving.load_model(args.init, compile=False)
         try:
             fresh = copy_matching_weights(start_from, model)
@@ -284,9 +289,7 @@ def train(args: argparse.Namespace) -> Path:
             mode="max",
             save_best_only=True,
             # A resumed run must beat the best epoch so far, not just its own first one.
-            initial_value_threshold=_best_logged(out / "log.csv", "val_iou")
-            if args.resume
-            else None,
+            initial_value_threshold=_best_logged(out / "log.csv", "val_iou") if resuming else None,
         ),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         _PlotCallback(out),
@@ -303,6 +306,11 @@ def train(args: argparse.Namespace) -> Path:
     )
     keras.mixed_precision.set_global_policy("float32")  # export builds a float32 model
     return out / "best.keras"
+
+
+def _has_backup(backup_dir: Path) -> bool:
+    """Whether BackupAndRestore has saved an epoch there to resume from."""
+    return backup_dir.is_dir() and any(backup_dir.iterdir())
 
 
 def _best_logged(log_csv: Path, key: str) -> float | None:
