@@ -46,6 +46,21 @@ def tiny_segmenter(tiny_model_path: Path):
     return Segmenter(tiny_model_path)
 
 
+@pytest.fixture
+def reuse_tiny_segmenter(monkeypatch, tiny_model_path, tiny_segmenter):
+    """Let main() reuse the session's Segmenter instead of loading the model again.
+
+    Loading and tracing takes seconds; the CLI tests that run without it load it for real.
+    """
+    import segmentation.segmenter
+
+    def shared(path):
+        assert Path(path) == tiny_model_path
+        return tiny_segmenter
+
+    monkeypatch.setattr(segmentation.segmenter, "Segmenter", shared)
+
+
 class ColourNetwork:
     """A stand-in network: probability = how red the pixel is, ``shift`` map pixels to
     the right of it (a left-right bias, as a trained network may have); counts calls."""

@@ -35,21 +35,6 @@ def photos(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def reuse_tiny_segmenter(monkeypatch, tiny_model_path, tiny_segmenter):
-    """Let main() reuse the session's Segmenter instead of loading the model again.
-
-    Loading and tracing takes seconds; the first test below loads it for real.
-    """
-    import segmentation.segmenter
-
-    def shared(path):
-        assert Path(path) == tiny_model_path
-        return tiny_segmenter
-
-    monkeypatch.setattr(segmentation.segmenter, "Segmenter", shared)
-
-
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "error:" in line]
 

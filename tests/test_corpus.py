@@ -3,8 +3,8 @@
 Each case states its outcome once: a result of a given size, or an ImageError whose
 message says why. The decoder, the Python API, the CLI and the app's per-file function
 must all agree with it, never crash, never print a traceback, and never hang on a bomb.
-The CLI runs once over the whole corpus (TensorFlow's start-up dominates a run), plus
-once per file for a few cases to check the exit code; both are marked slow.
+The CLI runs once over the whole corpus in a real process (TensorFlow's start-up
+dominates a run) and once per file in-process for a few cases, to check the exit status.
 """
 
 from __future__ import annotations
@@ -176,17 +176,34 @@ SINGLE_FILE_CASES = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case_id", SINGLE_FILE_CASES)
-def test_cli_single_file(case_id: str, tmp_path: Path, tiny_model_path: Path) -> None:
-    """One file per run: exit code 0 for a good file and 1 for a bad one, within the timeout."""
+def test_cli_single_file(
+    case_id: str, tmp_path: Path, tiny_model_path: Path, reuse_tiny_segmenter, capsys
+) -> None:
+    """One file per run: exit status 0 for a good file and 1 for a bad one, in-process
+    (the batch run and the test below check the real process)."""
+    from segmentation.cli import main
+
     case = get_case(case_id)
     path = write_corpus(tmp_path / "in", [case])[case_id]
-    run = run_cli([path], tmp_path / "out", tiny_model_path, timeout=300)
+    out = tmp_path / "out"
+    code = main(["cutout", str(path), "-o", str(out), "--model", str(tiny_model_path)])
+    captured = capsys.readouterr()
+    run = CliRun(code, captured.out, captured.err, out)
     assert run.returncode == (0 if case.ok else 1), run.stderr
     assert "Traceback" not in run.stderr + run.stdout
     assert not stray_stderr(run), stray_stderr(run)
     assert_cli_outcome(run, case_id)
+
+
+@pytest.mark.slow
+def test_cli_process_exits_0_for_one_good_file(tmp_path: Path, tiny_model_path: Path) -> None:
+    """The status main() returns is the process's: 0 here, 1 in the batch run above."""
+    path = write_corpus(tmp_path / "in", [get_case("plain_jpeg")])["plain_jpeg"]
+    run = run_cli([path], tmp_path / "out", tiny_model_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert not stray_stderr(run), stray_stderr(run)
+    assert_cli_outcome(run, "plain_jpeg")
 
 
 # --- app ---------------------------------------------------------------------------------
@@ -230,9 +247,9 @@ def test_app_upload_of_the_whole_corpus(tiny_model_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_outcome_table(tmp_path: Path) -> None:
+def test_outcome_table(tmp_path: Path, tiny_model_path: Path) -> None:
     """``python -m tests.corpus`` helper: a row per case and nothing unexpected."""
-    table = outcome_table()
+    table = outcome_table(tiny_model_path)
     (tmp_path / "corpus.md").write_text(table)
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == len(CASE_IDS) + 1  # header + one per case
