@@ -67,7 +67,14 @@ from segmentation import (
     load_image,
 )
 from segmentation.compose import DEFAULT_OVERLAY_COLOR, parse_color
-from segmentation.video import VideoError, VideoLimits, first_frame, probe, remove_background
+from segmentation.video import (
+    VideoError,
+    VideoLimits,
+    first_frame,
+    masks,
+    probe,
+    remove_background,
+)
 
 EXAMPLE_PATH = Path(__file__).resolve().parent / "assets" / "example.png"
 EXAMPLE_CREDIT = "Eileen Collins, NASA (public domain)"
@@ -398,8 +405,8 @@ CHECKERBOARD_CSS = """<style>
 VIDEO_LIMITS = VideoLimits(
     max_seconds=APP_VIDEO_MAX_SECONDS, max_megapixels=APP_VIDEO_MAX_MEGAPIXELS
 )
-#: The app renders clips with the second, closer look its photos get (and its first-frame
-#: preview shows): sharper and steadier on people who fill part of the frame, ~5 % slower.
+#: The app renders clips with a closer look (the photos' first crop; its first-frame
+#: preview shows it): sharper and steadier on people who fill part of the frame, ~5 % slower.
 APP_VIDEO_ZOOM = True
 
 
@@ -468,10 +475,13 @@ def show_video(settings: Settings, path: Path) -> None:
 
 
 def show_first_frame(first: np.ndarray, segmenter: Segmenter, settings: Settings) -> None:
-    """The clip's first frame through the photo path, before the whole clip renders."""
+    """The clip's first frame as the render draws frames, before the whole clip renders."""
     small = fit_preview(first, 800)
-    # As the render does it: video frames get no mirrored look.
-    result = segmenter.predict(small, refine=settings.refine, zoom=APP_VIDEO_ZOOM, mirror=False)
+    # The video path: no mirrored look, and one closer crop where a photo gets two.
+    alpha = next(
+        masks([small], segmenter, stabilize=False, refine=settings.refine, zoom=APP_VIDEO_ZOOM)
+    )
+    result = SegmentationResult(small, alpha.astype(np.float32) / 255)
     if settings.background is None:
         view = over_checkerboard(result.cutout())
     else:

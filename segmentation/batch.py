@@ -75,7 +75,7 @@ class BatchOptions:
     output_format: OutputFormat = "png"
     background: str = "white"  # jpg-on-background: a colour, '#rrggbb' or 'blur'
     refine: bool = True
-    zoom: bool = True  # a second, closer network pass on people who fill part of the photo
+    zoom: bool = True  # closer network passes on people who fill part of the photo
     mirror: bool = True  # average each look with a look at the mirrored photo
     max_megapixels: float = 50.0
     model: str | None = None  # None: $SEGMENTATION_MODEL, else the shipped weights

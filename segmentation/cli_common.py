@@ -30,8 +30,8 @@ def add_look_options(parser: argparse.ArgumentParser) -> None:
         "--no-zoom",
         dest="zoom",
         action="store_false",
-        help="one network pass over the whole photo; skip the second, closer look at "
-        "people who fill only part of it (faster, blurrier outline on small people)",
+        help="one network pass over the whole photo; skip the closer looks at people "
+        "who fill only part of it (faster, blurrier outline on small people)",
     )
     parser.add_argument(
         "--no-mirror",

@@ -35,7 +35,7 @@ from segmentation.refine import (
     upsample_bilinear,
 )
 from segmentation.resources import default_model_path
-from segmentation.zoom import merge_maps, person_box
+from segmentation.zoom import ZOOM_MAX_UPSCALES, merge_close_looks, person_boxes
 
 __all__ = ["DEFAULT_MODEL_PATH", "SegmentationResult", "Segmenter"]
 
@@ -165,26 +165,34 @@ class Segmenter:
         return prob
 
     def person_probability(
-        self, rgb: np.ndarray, *, zoom: bool = True, mirror: bool = True
+        self,
+        rgb: np.ndarray,
+        *,
+        zoom: bool = True,
+        mirror: bool = True,
+        max_upscales: tuple[float, ...] = ZOOM_MAX_UPSCALES,
     ) -> np.ndarray:
         """Person probability map covering the whole (H, W, 3) uint8 photo.
 
         With ``zoom``, when the people fill only part of the photo the network looks
-        a second time at a crop around them and that sharper map replaces the first
+        again at crops around them, one per limit in ``max_upscales`` (how far a crop
+        may be blown up), and the average of those sharper maps replaces the first
         there (:mod:`segmentation.zoom`); the map then has the photo's aspect. Else
-        (or when a second look would not help) it is :meth:`predict_probability`'s.
+        (or when a closer look would not help) it is :meth:`predict_probability`'s.
         ``mirror`` applies to each look (see :meth:`predict_probability`).
         """
         whole = self.predict_probability(rgb, mirror=mirror)
         if not zoom:
             return whole
         photo_size = rgb.shape[:2]
-        box = person_box(whole, photo_size, self.input_size)
-        if box is None:
+        boxes = person_boxes(whole, photo_size, self.input_size, max_upscales=max_upscales)
+        if not boxes:
             return whole
-        crop = rgb[box.top : box.bottom, box.left : box.right]
-        close = self.predict_probability(crop, mirror=mirror)
-        return merge_maps(whole, close, box, photo_size)
+        looks = [
+            (self.predict_probability(rgb[b.top : b.bottom, b.left : b.right], mirror=mirror), b)
+            for b in boxes
+        ]
+        return merge_close_looks(whole, looks, photo_size)
 
     def predict(
         self,
@@ -203,7 +211,7 @@ class Segmenter:
             refine: follow the photo's edges with the guided filter; False stretches
                 the network's map bilinearly (faster, blurrier outline).
             zoom: look again, closer, at people who fill only part of the photo
-                (a second network pass; see :meth:`person_probability`).
+                (one or two more network passes; see :meth:`person_probability`).
             mirror: average each look with a look at the mirrored photo (one more
                 network pass each; see :meth:`predict_probability`).
             max_megapixels: refuse bigger photos (decoding and refining cost memory).

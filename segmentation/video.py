@@ -56,6 +56,7 @@ from segmentation.refine import (
     sharpen_probability,
     upsample_bilinear,
 )
+from segmentation.zoom import ZOOM_MAX_UPSCALE
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -462,7 +463,8 @@ VIDEO_WORK_SCALE = 0.75
 #: frame on the synthetic bench clip, 2-4 levels of 255 off on the edge pixels.
 VIDEO_DECONTAMINATE_SIDE = 640
 
-#: With ``zoom`` (the photo path's second, closer look, :mod:`segmentation.zoom`) a
+#: With ``zoom`` (the photo path's closer look, :mod:`segmentation.zoom`; one crop, at
+#: the first limit, where a photo takes two: a second is another network pass a frame) a
 #: frame's map has the frame's aspect and is resampled to one size per clip, at most
 #: this many times the network's input on its long side, because the stabiliser
 #: compares maps pixel by pixel. On the parkour clip (stabilised, bench.video_quality)
@@ -478,7 +480,9 @@ def frame_probability(segmenter: Any, rgb: np.ndarray, zoom: bool = False) -> np
     """The network's map of one frame; with ``zoom``, at the frame's aspect (see above)."""
     if not zoom:
         return segmenter.predict_probability(rgb)
-    prob = segmenter.person_probability(rgb, zoom=True, mirror=False)
+    prob = segmenter.person_probability(
+        rgb, zoom=True, mirror=False, max_upscales=(ZOOM_MAX_UPSCALE,)
+    )
     h, w = rgb.shape[:2]
     k = min(1.0, VIDEO_ZOOM_MAP_SCALE * segmenter.input_size / max(h, w))
     size = (max(1, round(w * k)), max(1, round(h * k)))

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from segmentation import Segmenter
-from segmentation.zoom import ZOOM_MAX_ASPECT, Box, merge_maps, person_box
+from segmentation.zoom import (
+    ZOOM_MAX_ASPECT,
+    ZOOM_MAX_UPSCALES,
+    Box,
+    merge_close_looks,
+    merge_maps,
+    person_box,
+    person_boxes,
+)
 from tests.conftest import ColourNetwork, small_person_photo
 from train.metrics import boundary_f1, iou
 
@@ -83,6 +91,52 @@ def test_merge_never_exceeds_the_photo_resolution() -> None:
     assert merged[10:42, 10:42].min() == 1.0 and merged.sum() == 32 * 32
 
 
+def test_a_tiny_person_gets_one_crop_per_limit_and_a_big_one_a_single_crop() -> None:
+    tiny = blob_map(S, S, slice(30, 33), slice(31, 33))  # ~9 px of a 200 px photo
+    boxes = person_boxes(tiny, (200, 200), S)
+    assert len(boxes) == len(ZOOM_MAX_UPSCALES) == 2
+    wide, close = boxes
+    assert wide == person_box(tiny, (200, 200), S)  # the first limit's crop comes first
+    assert close.height < wide.height and close.width < wide.width
+    assert close.height >= S / ZOOM_MAX_UPSCALES[1] - 1
+    # Both limits give the same crop of a person this size: it is looked at once.
+    assert len(person_boxes(blob_map(S, S, slice(20, 40), slice(30, 36)), (900, 1600), S)) == 1
+    assert person_boxes(np.zeros((S, S), np.float32), (900, 1600), S) == []
+    assert person_boxes(blob_map(S, S, slice(2, 62), slice(3, 60)), (900, 1600), S) == []
+
+
+def test_close_looks_are_averaged_on_the_widest_crops_grid() -> None:
+    whole = np.full((S, S), 0.25, np.float32)
+    wide, close = Box(300, 556, 800, 1056), Box(364, 492, 864, 992)  # 256 and 128 px
+    looks = [(np.full((S, S), 0.75, np.float32), wide), (np.ones((S, S), np.float32), close)]
+    merged = merge_close_looks(whole, looks, (900, 1600))
+    k = S / 256
+    assert merged.shape == (round(900 * k), round(1600 * k)) and merged.dtype == np.float32
+    inner = merged[round(364 * k) + 1 : round(492 * k) - 1, round(864 * k) + 1 : round(992 * k) - 1]
+    np.testing.assert_allclose(inner, (0.75 + 1.0) / 2)  # both close maps
+    np.testing.assert_allclose(merged[round(300 * k) + 1, round(800 * k) + 1], (0.75 + 0.25) / 2)
+    np.testing.assert_allclose(merged[0, 0], 0.25)  # outside every crop: the first look
+    single = merge_close_looks(whole, looks[:1], (900, 1600))
+    np.testing.assert_array_equal(single, merge_maps(whole, looks[0][0], wide, (900, 1600)))
+
+
+def test_a_tiny_person_takes_two_closer_looks_in_a_photo_and_one_in_a_video(
+    colour_segmenter: tuple[Segmenter, ColourNetwork],
+) -> None:
+    from segmentation.video import frame_probability
+
+    segmenter, network = colour_segmenter
+    rgb = np.full((200, 200, 3), (30, 90, 60), np.uint8)
+    rgb[96:104, 97:103] = (230, 40, 40)
+    network.calls = 0
+    segmenter.predict(rgb, refine=False, mirror=False)
+    assert network.calls == 3  # the whole photo, then a crop at each limit
+    segmenter.predict(rgb, refine=False)
+    assert network.calls == 3 + 6  # each look mirrored too
+    frame_probability(segmenter, rgb, zoom=True)
+    assert network.calls == 9 + 2  # a frame: the whole, then the first limit's crop
+
+
 def test_second_look_sharpens_a_small_person(
     colour_segmenter: tuple[Segmenter, ColourNetwork],
 ) -> None:
@@ -94,7 +148,7 @@ def test_second_look_sharpens_a_small_person(
     twice = segmenter.predict(rgb, refine=False, zoom=True, mirror=False).mask >= 0.5
     assert network.calls == 3
     segmenter.predict(rgb, refine=False)  # both looks, each with its mirrored look
-    assert network.calls == 7
+    assert network.calls == 7  # both limits frame this person alike: one closer look
     assert iou(truth, twice) > iou(truth, once) + 0.05
     assert boundary_f1(truth, twice) > boundary_f1(truth, once) + 0.1
 
