@@ -24,6 +24,7 @@ from train.data import (
     geometric,
     make_mixed_dataset,
     paste_person,
+    read_backgrounds,
     read_split,
 )
 from train.export import export_model
@@ -237,6 +238,26 @@ def test_mixed_dataset_pastes_people_from_every_pool():
     blue = (images[..., 2] > 200) & pasted
     per_image = red.any(axis=(1, 2)).astype(int) + 2 * blue.any(axis=(1, 2))
     assert set(per_image) >= {1, 2}  # some crops got the red figure, some the blue one
+
+
+def test_background_photos_always_get_a_person_and_people_photos_only_sometimes(tmp_path):
+    """A person-free photo (``--backgrounds``) is never a training example on its own."""
+    (tmp_path / "images").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "images" / f"b{i}.jpg")
+    (tmp_path / "all.txt").write_text("b0\nb1\nb2\n")
+    samples = read_backgrounds(tmp_path)
+    assert [s.mask for s in samples] == [None] * 3
+    images, masks = build_cache(samples, 48, tmp_path / "cache")
+    assert images.shape == (3, 48, 48, 3) and not masks.any()
+    photo, mask = _standing_figure()
+    pool = (photo[None].repeat(4, axis=0), mask[None].repeat(4, axis=0))
+    cfg = dataclasses.replace(GEOMETRY_ONLY, paste_probability=0.0, paste_height=(0.5, 0.8))
+    ds = make_mixed_dataset([(images, masks, 1.0)], 8, 32, cfg, paste_pools=[pool], seed=0)
+    labels = np.concatenate([y.numpy() for _, y in ds.take(2)])
+    assert (labels.max(axis=(1, 2, 3)) > 0.99).all()  # every crop holds a pasted person
+    with pytest.raises(DatasetError, match=r"all\.txt"):
+        read_backgrounds(tmp_path / "images")
 
 
 def test_parse_fraction_range():

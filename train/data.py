@@ -28,7 +28,8 @@ class DatasetError(ValueError):
 class Sample:
     name: str
     image: Path
-    mask: Path
+    #: None for a person-free background photo: every pixel is background.
+    mask: Path | None
 
 
 def read_split(data_dir: str | Path, split: str) -> list[Sample]:
@@ -56,6 +57,18 @@ def read_split(data_dir: str | Path, split: str) -> list[Sample]:
     return samples
 
 
+def read_backgrounds(data_dir: str | Path, split: str = "all") -> list[Sample]:
+    """List a folder of person-free photos (``images/``, ``<split>.txt``, no masks)."""
+    data_dir = Path(data_dir)
+    listing = data_dir / f"{split}.txt"
+    if not listing.is_file():
+        raise DatasetError(f"{listing}: split file not found")
+    names = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
+    if not names:
+        raise DatasetError(f"{listing}: lists no images")
+    return [Sample(name, _find_image(data_dir / "images", name), None) for name in names]
+
+
 def _find_image(images_dir: Path, name: str) -> Path:
     for suffix in IMAGE_SUFFIXES:
         path = images_dir / f"{name}{suffix}"
@@ -67,7 +80,10 @@ def _find_image(images_dir: Path, name: str) -> Path:
 def load_pair(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Decode one pair, squashed to size x size (inference squashes the same way)."""
     image = np.asarray(Image.open(sample.image).convert("RGB"))
-    mask = np.asarray(Image.open(sample.mask).convert("L"))
+    if sample.mask is None:
+        mask = np.zeros(image.shape[:2], np.uint8)
+    else:
+        mask = np.asarray(Image.open(sample.mask).convert("L"))
     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
     return image, mask
@@ -397,7 +413,9 @@ def make_mixed_dataset(
     ``sources`` are (images, masks, share) caches of the same square size; each batch
     element comes from source k with probability share_k / sum(shares). People to
     paste (``cfg.paste_probability``) come from ``paste_pools`` (images, masks), each
-    as often, by default the first source.
+    as often, by default the first source. A crop with no person in it (a background
+    photo of :func:`read_backgrounds`) always gets one pasted, so that whatever touches
+    a person there is learned as background.
     """
     cfg = augment_config or AugmentConfig()
     rng = np.random.default_rng(seed)
@@ -418,7 +436,7 @@ def make_mixed_dataset(
             streams, weights=[s / sum(shares) for s in shares], seed=seed
         )
     )
-    if cfg.paste_probability > 0:
+    if cfg.paste_probability > 0 or paste_pools:
         pools = [
             _stream(*pool, rng, shuffle=True).repeat() for pool in (paste_pools or [sources[0][:2]])
         ]
@@ -427,8 +445,9 @@ def make_mixed_dataset(
         )
 
         def maybe_paste(crop, person):
+            empty = tf.reduce_max(crop[1]) <= 0
             return tf.cond(
-                tf.random.uniform([]) < cfg.paste_probability,
+                empty | (tf.random.uniform([]) < cfg.paste_probability),
                 lambda: paste_person(*crop, *person, cfg),
                 lambda: crop,
             )

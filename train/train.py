@@ -31,6 +31,7 @@ from train.data import (
     build_cache,
     make_dataset,
     make_mixed_dataset,
+    read_backgrounds,
     read_split,
 )
 from train.export import export_model
@@ -54,6 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=parse_source,
         metavar="PATH[=SHARE]",
         help="folder with images/, masks/, *.txt; repeat to mix folders (share default 1)",
+    )
+    p.add_argument(
+        "--backgrounds",
+        action="append",
+        type=parse_source,
+        default=[],
+        metavar="PATH[=SHARE]",
+        help="folder of person-free photos (images/, all.txt) that always get a person "
+        "pasted in; its share counts with the --data shares",
     )
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs)")
     p.add_argument("--epochs", type=int, default=30)
@@ -180,6 +190,7 @@ def train(args: argparse.Namespace) -> Path:
         "batch": args.batch,
         "lr": args.lr,
         "data": [f"{path}={share:g}" for path, share in args.data],
+        "backgrounds": [f"{path}={share:g}" for path, share in args.backgrounds],
         "paste_from": [str(path) for path in args.paste_from or []],
         "paste": args.paste,
         "paste_height": list(args.paste_height),
@@ -220,6 +231,12 @@ def train(args: argparse.Namespace) -> Path:
         images, masks = build_cache(samples, int(args.size * CACHE_OVERSIZE), cache_dir)
         caches[path.resolve()] = (images, masks)
         sources.append((images, masks, share))
+    background_counts = ""
+    for path, share in args.backgrounds:
+        samples = read_backgrounds(path)[: args.limit or None]
+        images, masks = build_cache(samples, int(args.size * CACHE_OVERSIZE), cache_dir)
+        sources.append((images, masks, share))
+        background_counts += f", {path.name} {len(images)}"
     val_samples = read_split(args.data[0][0], args.val_split)[: args.limit or None]
     val_x, val_y = build_cache(val_samples, args.size, cache_dir)
     paste_pools = []
@@ -230,6 +247,7 @@ def train(args: argparse.Namespace) -> Path:
         paste_pools.append(caches[key])
     n_train = sum(len(images) for images, _, _ in sources)
     counts = ", ".join(f"{path.name} {len(images)}" for path, (images, _) in caches.items())
+    counts += background_counts
     print(f"data: {n_train} train ({counts}), {len(val_x)} val, {time.time() - t0:.0f} s")
 
     augment = dataclasses.replace(
