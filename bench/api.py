@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=CLIENTS)
     parser.add_argument("--requests", type=int, default=REQUESTS)
     args = parser.parse_args(argv)
-    from bench.run import resolve_model
+    from bench.common import resolve_model
 
     print(api_section(resolve_model(args.model), args.clients, args.requests))
     return 0

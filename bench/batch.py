@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="saved .keras model (default: trained weights)")
     parser.add_argument("--count", type=int, default=COUNT, help="photos in the folder")
     args = parser.parse_args(argv)
-    from bench.run import resolve_model
+    from bench.common import resolve_model
 
     print(batch_section(resolve_model(args.model), args.count))
     return 0

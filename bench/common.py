@@ -158,3 +158,17 @@ def fmt_mb(value: float | None) -> str:
 def log(message: str) -> None:
     """Progress on stderr, so stdout stays the table."""
     print(message, file=sys.stderr, flush=True)
+
+
+def resolve_model(model: Path | None) -> Path:
+    """The model to measure: ``--model`` or the trained weights (never a silent fallback)."""
+    if model is None:
+        from segmentation.segmenter import DEFAULT_MODEL_PATH
+
+        model = Path(DEFAULT_MODEL_PATH)
+    if not Path(model).is_file():
+        raise SystemExit(
+            f"no model at {model}: train one (see README) or pass --model PATH "
+            "(e.g. a build_unet() saved with model.save('/tmp/untrained.keras'))"
+        )
+    return Path(model)

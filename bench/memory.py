@@ -234,7 +234,7 @@ def memory_section(model: Path, count: int = 500, mark: int = 50) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the memory table."""
-    from bench.run import resolve_model  # one place decides the default model
+    from bench.common import resolve_model  # one place decides the default model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="saved .keras model")

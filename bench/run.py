@@ -43,6 +43,7 @@ from bench.common import (
     median,
     proc_status,
     python_env,
+    resolve_model,
 )
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -50,20 +51,6 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 TARGET_12MP_S = 1.0
 TARGET_COLD_START_S = 5.0
 STEPS = ("decode", "network", "refine", "cutout", "encode")
-
-
-def resolve_model(model: Path | None) -> Path:
-    """The model to measure: ``--model`` or the trained weights (never a silent fallback)."""
-    if model is None:
-        from segmentation.segmenter import DEFAULT_MODEL_PATH
-
-        model = Path(DEFAULT_MODEL_PATH)
-    if not Path(model).is_file():
-        raise SystemExit(
-            f"no model at {model}: train one (see README) or pass --model PATH "
-            "(e.g. a build_unet() saved with model.save('/tmp/untrained.keras'))"
-        )
-    return Path(model)
 
 
 @dataclass

@@ -137,16 +137,15 @@ def step_costs(
 
     from segmentation import compose
     from segmentation.video import (
-        _VP9_OPTIONS,
-        _X264_OPTIONS,
         TemporalStabilizer,
-        _render_segmenter,
         foreground,
         frame_alpha,
         frame_probability,
     )
+    from segmentation.video.render import render_segmenter
+    from segmentation.video.writer import VP9_OPTIONS, X264_OPTIONS
 
-    segmenter = _render_segmenter(segmenter)  # the one-thread network a render uses
+    segmenter = render_segmenter(segmenter)  # the one-thread network a render uses
     costs = dict.fromkeys(STEP_NAMES, 0.0)
 
     @contextlib.contextmanager
@@ -169,7 +168,7 @@ def step_costs(
     encoder = av.CodecContext.create("libx264" if mp4 else "libvpx-vp9", "w")
     encoder.width, encoder.height, encoder.time_base = width, height, Fraction(1, FPS)
     encoder.pix_fmt = "yuv420p" if mp4 else "yuva420p"
-    encoder.options = dict(_X264_OPTIONS if mp4 else _VP9_OPTIONS)
+    encoder.options = dict(X264_OPTIONS if mp4 else VP9_OPTIONS)
     for i, rgb in enumerate(frames):
         with timed("network"):
             prob = frame_probability(segmenter, rgb, zoom)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import ImageColor
 
-from segmentation.io import _flatten_on_white
+from segmentation.io import flatten_on_white
 from segmentation.refine import estimate_foreground
 
 __all__ = [
@@ -67,7 +67,7 @@ def cutout(
             result for this image and mask, to skip recomputing it.
     """
     img = _check_image(image)
-    alpha = _alpha8(mask, img.shape[:2])
+    alpha = alpha8(mask, img.shape[:2])
     if foreground is not None:
         rgb = _check_image(foreground, "foreground", img.shape[:2])
     else:
@@ -93,7 +93,7 @@ def overlay(
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     weight = _alpha_float(mask, img.shape[:2]) * np.float32(opacity)
     tint = np.empty_like(img)
-    tint[:] = _as_color(color)
+    tint[:] = as_color(color)
     return cv2.blendLinear(img, tint, 1 - weight, weight)
 
 
@@ -117,19 +117,19 @@ def composite(
     img = _check_image(image)
     # The 8-bit alpha a cutout PNG stores, so a composite equals that PNG placed on
     # the background, pixel for pixel.
-    alpha8 = _alpha8(mask, img.shape[:2])
-    alpha = alpha8.astype(np.float32) * np.float32(1 / 255)
+    a8 = alpha8(mask, img.shape[:2])
+    alpha = a8.astype(np.float32) * np.float32(1 / 255)
     if foreground is not None:
         fg = _check_image(foreground, "foreground", img.shape[:2])
     else:
-        fg = estimate_foreground(img, alpha8) if decontaminate else img
+        fg = estimate_foreground(img, a8) if decontaminate else img
     if isinstance(background, np.ndarray):
-        bg = _cover(background, img.shape[:2])
+        bg = cover(background, img.shape[:2])
     elif isinstance(background, str) and background.strip().lower() == "blur":
         bg = _blurred_background(img, alpha)
     else:
         bg = np.empty_like(img)
-        bg[:] = _as_color(background)
+        bg[:] = as_color(background)
     return cv2.blendLinear(fg, bg, alpha, 1 - alpha)
 
 
@@ -165,7 +165,9 @@ def adjust_mask(
 # --- helpers --------------------------------------------------------------------------
 
 
-def _as_color(color: Color | Sequence[int] | str) -> Color:
+def as_color(color: Color | Sequence[int] | str) -> Color:
+    """An (r, g, b) colour from a name, '#rrggbb' or three values 0..255 (video fills
+    one frame with it once a clip, rather than every frame)."""
     if isinstance(color, str):
         return parse_color(color)
     values = tuple(int(c) for c in color)
@@ -194,7 +196,8 @@ def _alpha_float(mask: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
     return np.clip(m.astype(np.float32), 0.0, 1.0)
 
 
-def _alpha8(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def alpha8(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(H, W) uint8 alpha, 255 = person, of a float or uint8 mask: what PNGs and video hold."""
     m = np.asarray(mask)
     if m.dtype == np.uint8:
         if m.shape != shape:
@@ -205,15 +208,18 @@ def _alpha8(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.convertScaleAbs(_alpha_float(m, shape), alpha=255)
 
 
-def _cover(background: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Scale the background to cover the photo, keeping its aspect, and crop the centre."""
+def cover(background: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Scale the background to cover the photo, keeping its aspect, and crop the centre.
+
+    Public because a video scales its background once a clip, not once a frame.
+    """
     bg = np.asarray(background)
     if bg.dtype != np.uint8 or bg.ndim not in (2, 3):
         raise ValueError(f"a background image must be uint8 (H, W[, C]), got {bg.shape}")
     if bg.ndim == 2:
         bg = cv2.cvtColor(bg, cv2.COLOR_GRAY2RGB)
     elif bg.shape[2] == 4:
-        bg = _flatten_on_white(bg)  # the same rule as for loaded images
+        bg = flatten_on_white(bg)  # the same rule as for loaded images
     elif bg.shape[2] != 3:
         raise ValueError(f"a background image needs 1, 3 or 4 channels, got {bg.shape}")
     H, W = shape

@@ -144,7 +144,7 @@ def as_rgb(array: np.ndarray, *, max_megapixels: float = 50.0, min_side: int = 8
         _check_size((a.shape[1], a.shape[0]), max_megapixels, min_side)  # cv2 rejects empty
         a = _grey_to_rgb(a)
     elif a.ndim == 3 and a.shape[2] == 4:
-        a = _flatten_on_white(a)
+        a = flatten_on_white(a)
     elif not (a.ndim == 3 and a.shape[2] == 3):
         raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), not {a.shape}")
     _check_size((a.shape[1], a.shape[0]), max_megapixels, min_side)
@@ -323,7 +323,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         grey = np.nan_to_num(np.asarray(image, dtype=np.float32))
         return _grey_to_rgb(grey * 255.0 if grey.max(initial=0.0) <= 1.0 else grey)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        return _flatten_on_white(np.asarray(image.convert("RGBA")))
+        return flatten_on_white(np.asarray(image.convert("RGBA")))
     return _rgb_in_bands(image)  # RGB, and CMYK, YCbCr, L, 1, P, LAB, HSV converted
 
 
@@ -357,8 +357,11 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
 
 
-def _flatten_on_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite onto white: transparent regions of a logo or a cutout become paper."""
+def flatten_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite onto white: transparent regions of a logo or a cutout become paper.
+
+    Shared with compose, so a background image follows the same rule as a loaded photo.
+    """
     alpha = rgba[:, :, 3:4].astype(np.uint16)
     premultiplied = (rgba[:, :, :3].astype(np.uint16) * alpha + 127) // 255
     return (premultiplied + (255 - alpha)).astype(np.uint8)

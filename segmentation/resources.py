@@ -6,7 +6,8 @@ because an installed copy has no checkout around it. The installed location is l
 at first, so a wheel never picks up an unrelated ``weights/`` folder in site-packages.
 
 ``$SEGMENTATION_MODEL`` names other weights for every entry point (app, CLI, API,
-batch); an explicit ``--model`` wins over it.
+batch); an explicit ``--model`` wins over it. Loading them is
+:func:`segmentation.segmenter.load_segmenter`: this module only says where they are.
 """
 
 from __future__ import annotations
@@ -42,24 +43,3 @@ def model_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         return Path(explicit)
     override = os.environ.get(MODEL_ENV)
     return Path(override) if override else default_model_path()
-
-
-def load_segmenter(explicit: str | os.PathLike[str] | None = None):
-    """A :class:`~segmentation.Segmenter` on :func:`model_path`; one message per failure.
-
-    Raises:
-        FileNotFoundError: no model file there.
-        ValueError: not a loadable model, or a .keras model without a current .tflite
-            in an install that has no Keras (the message says what to install).
-    """
-    from segmentation.segmenter import Segmenter
-
-    path = model_path(explicit)
-    try:
-        return Segmenter(path)
-    except ImportError as exc:
-        raise ValueError(
-            f"{path}: running a .keras model needs Keras ({exc}): "
-            "pip install 'person-background-remover[keras]', or export a .tflite beside it "
-            "with python -m train.export"
-        ) from exc

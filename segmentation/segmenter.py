@@ -13,9 +13,13 @@ not with this module, so a missing model file is reported at once.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,7 +30,7 @@ import numpy as np
 
 from segmentation import compose
 from segmentation.io import as_rgb, encode_png, load_image
-from segmentation.network import Runtime, load_network
+from segmentation.network import Network, Runtime, load_network
 from segmentation.refine import (
     GUIDED_WORK_SCALE,
     estimate_foreground,
@@ -35,9 +39,16 @@ from segmentation.refine import (
     upsample_bilinear,
 )
 from segmentation.resources import default_model_path
+from segmentation.resources import model_path as resolve_model_path
 from segmentation.zoom import ZOOM_MAX_UPSCALES, merge_close_looks, person_boxes
 
-__all__ = ["DEFAULT_MODEL_PATH", "SegmentationResult", "Segmenter"]
+__all__ = [
+    "DEFAULT_MODEL_PATH",
+    "SegmentationResult",
+    "Segmenter",
+    "load_segmenter",
+    "native_stderr_silenced",
+]
 
 #: The shipped model: the checkout's weights/ (where ``python -m train.export`` writes),
 #: or the copy inside an installed package (see :mod:`segmentation.resources`).
@@ -63,7 +74,7 @@ class SegmentationResult:
     @cached_property
     def alpha(self) -> np.ndarray:
         """(H, W) uint8 mask, 255 = person: what the PNG files hold (computed once)."""
-        return compose._alpha8(self.mask, self.mask.shape)
+        return compose.alpha8(self.mask, self.mask.shape)
 
     @cached_property
     def foreground(self) -> np.ndarray:
@@ -135,6 +146,14 @@ class Segmenter:
         self.runtime: str = self._network.runtime
         self.input_size: int = self._network.input_size
         self._lock = threading.Lock()
+
+    def with_network(self, network: Network) -> Segmenter:
+        """A copy that runs ``network`` behind its own lock (a video render's own
+        one-thread interpreter); everything else is shared with this one."""
+        own = copy.copy(self)
+        own._network = network
+        own._lock = threading.Lock()
+        return own
 
     def __repr__(self) -> str:
         return (
@@ -238,3 +257,47 @@ class Segmenter:
         t3 = time.perf_counter()
         timings = {"decode": t1 - t0, "network": t2 - t1, "refine": t3 - t2}
         return SegmentationResult(rgb, mask, timings)
+
+
+def load_segmenter(explicit: str | os.PathLike[str] | None = None) -> Segmenter:
+    """A :class:`Segmenter` on :func:`~segmentation.resources.model_path`; one message
+    per failure, so the CLI, the API and batch jobs all say the same thing.
+
+    Raises:
+        FileNotFoundError: no model file there.
+        ValueError: not a loadable model, or a .keras model without a current .tflite
+            in an install that has no Keras (the message says what to install).
+    """
+    path = resolve_model_path(explicit)
+    try:
+        return Segmenter(path)
+    except ImportError as exc:
+        raise ValueError(
+            f"{path}: running a .keras model needs Keras ({exc}): "
+            "pip install 'person-background-remover[keras]', or export a .tflite beside it "
+            "with python -m train.export"
+        ) from exc
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Hide TensorFlow's C++ start-up lines (CUDA probing, oneDNN notes) from users.
+
+    They are written to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL is read, so
+    the descriptor itself is pointed at /dev/null while TensorFlow starts. Python
+    exceptions are unaffected: they are printed after the descriptor is restored.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded): nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

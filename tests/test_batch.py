@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import segmentation.resources
+import segmentation.segmenter
 from segmentation.batch import BatchOptions, list_jobs, read_manifest, resolve, run_batch
 from segmentation.cli import main
 from segmentation.errors import ImageError
@@ -49,7 +49,7 @@ def catalogue(tmp_path: Path) -> Path:
 @pytest.fixture
 def shared_segmenter(monkeypatch, tiny_segmenter):
     """The local engine loads the session's tiny Segmenter instead of reading weights."""
-    monkeypatch.setattr(segmentation.resources, "load_segmenter", lambda path: tiny_segmenter)
+    monkeypatch.setattr(segmentation.segmenter, "load_segmenter", lambda path: tiny_segmenter)
     return tiny_segmenter
 
 
@@ -123,7 +123,7 @@ def test_formats_and_a_parquet_manifest(shared_segmenter, catalogue: Path, tmp_p
 
 def test_zoom_option_reaches_the_segmenter(monkeypatch, colour_segmenter, tmp_path: Path) -> None:
     segmenter, _ = colour_segmenter
-    monkeypatch.setattr(segmentation.resources, "load_segmenter", lambda path: segmenter)
+    monkeypatch.setattr(segmentation.segmenter, "load_segmenter", lambda path: segmenter)
     rgb, _ = small_person_photo()
     (tmp_path / "in").mkdir()
     photo = tmp_path / "in" / "runner.png"
@@ -191,7 +191,7 @@ def test_ray_engine_resumes_an_interrupted_job(
     out = tmp_path / "out"
     # 1. A local run interrupted after three inputs (one broken) leaves a manifest behind.
     stopper = StopsAfter(tiny_segmenter, 3)
-    monkeypatch.setattr(segmentation.resources, "load_segmenter", lambda path: stopper)
+    monkeypatch.setattr(segmentation.segmenter, "load_segmenter", lambda path: stopper)
     with pytest.raises(KeyboardInterrupt):
         run_batch(str(catalogue), str(out), progress=False)
     monkeypatch.undo()

@@ -113,8 +113,8 @@ def test_wheel_holds_the_package_the_model_and_the_command(tmp_path: Path) -> No
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         scripts = archive.read(entry_points).decode()
     assert "nobg = segmentation.cli:console" in scripts
-    for shipped in ("segmentation/cli.py", "segmentation/api.py", "segmentation/batch.py"):
-        assert shipped in names
+    for package in ("cli", "api", "batch", "video"):
+        assert f"segmentation/{package}/__init__.py" in names
     if (REPO / "weights" / MODEL_NAME).is_file():
         assert f"segmentation/weights/{MODEL_NAME}" in names
     tflite = REPO / "weights" / MODEL_NAME.replace(".keras", ".tflite")
@@ -128,7 +128,7 @@ def test_wheel_holds_the_package_the_model_and_the_command(tmp_path: Path) -> No
 def test_a_keras_model_without_keras_says_what_to_install(monkeypatch, tmp_path: Path) -> None:
     """The plain install has LiteRT only: a .keras without a .tflite names the extra."""
     import segmentation.segmenter
-    from segmentation.resources import load_segmenter
+    from segmentation.segmenter import load_segmenter
 
     def no_keras(path):
         raise ModuleNotFoundError("No module named 'keras'")

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from segmentation.cli_common import add_look_options
+from segmentation.cli.common import add_command, add_look_options
 from segmentation.resources import MODEL_ENV
 
 DESCRIPTION = """\
@@ -53,12 +53,12 @@ examples:
 
 def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``batch`` on the CLI's subcommands."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "batch",
-        help="SOURCE folder/URI to DEST with a manifest; resumable; --engine ray for a cluster",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "SOURCE folder/URI to DEST with a manifest; resumable; --engine ray for a cluster",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument("source", metavar="SOURCE", help="folder or URI of the input images")
     parser.add_argument("dest", metavar="DEST", help="folder or URI for the outputs")

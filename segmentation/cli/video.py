@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from segmentation.cli_common import files_in, positive_float
+from segmentation.cli.common import (
+    add_command,
+    found_inputs,
+    parse_background,
+    positive_float,
+    run_jobs,
+)
 from segmentation.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS
 
 DESCRIPTION = """\
@@ -46,12 +52,12 @@ examples:
 
 def add_video_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``video`` on the CLI's subcommands."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "video",
-        help="video clips: transparent WebM, ProRes 4444 MOV, MP4 on a background, mask",
-        description=DESCRIPTION.format(extensions=" ".join(sorted(VIDEO_EXTENSIONS))),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "video clips: transparent WebM, ProRes 4444 MOV, MP4 on a background, mask",
+        DESCRIPTION.format(extensions=" ".join(sorted(VIDEO_EXTENSIONS))),
+        EPILOG,
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files and/or folders")
     parser.add_argument(
@@ -121,40 +127,22 @@ def add_video_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Process every clip; 0 when all were written, else 1."""
-    from segmentation.cli import _error, _load_segmenter_or_report, _parse_background
     from segmentation.video import VideoLimits
 
     parser: argparse.ArgumentParser = args.parser
     background = None
     if args.background is not None:
-        background = _parse_background(parser, args.background)
+        background = parse_background(parser, args.background)
     output = args.format or ("mp4" if background is not None else "webm")
     if output in ("webm", "mov", "mask") and background is not None:
         parser.error(f"--background needs --format mp4 ({output} keeps transparency)")
     limits = VideoLimits(max_seconds=args.max_seconds, max_megapixels=args.max_megapixels)
-
     jobs, failures = collect_videos(args.inputs, args.output, OUTPUT_FORMATS[output][0])
-    unfound = len(failures)
-    for path, reason in failures:
-        _error(path, reason)
-    if not jobs:
-        return 1
 
-    segmenter = _load_segmenter_or_report(args.model)
-    if segmenter is None:
-        return 1
+    def render(segmenter: Any, source: Path, target: Path) -> None:
+        _render(source, target, segmenter, output, background, args, limits)
 
-    written = 0
-    for source, target in jobs:
-        reason = _render(source, target, segmenter, output, background, args, limits)
-        if reason is None:
-            written += 1
-        else:
-            _error(source, reason)
-            failures.append((source, reason))
-    if len(jobs) + unfound > 1:
-        print(f"{written} written to {args.output}, {len(failures)} failed", file=sys.stderr)
-    return 1 if failures else 0
+    return run_jobs(jobs, failures, args.model, args.output, render)
 
 
 def _render(
@@ -165,11 +153,10 @@ def _render(
     background: Any,
     args: argparse.Namespace,
     limits: Any,
-) -> str | None:
-    """One clip with a progress bar in frames (rate and time left); the failure, if any."""
+) -> None:
+    """One clip with a progress bar in frames (rate and time left)."""
     from tqdm import tqdm
 
-    from segmentation.errors import ImageError
     from segmentation.video import remove_background
 
     bar = tqdm(
@@ -197,13 +184,6 @@ def _render(
             limits=limits,
             progress=progress,
         )
-        return None
-    except ImageError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"cannot write {target} ({exc.strerror or exc})"
-    except Exception as exc:  # one odd clip must not stop the others
-        return f"unexpected failure ({type(exc).__name__}: {exc})"
     finally:
         bar.close()
 
@@ -218,28 +198,12 @@ def collect_videos(
     """
     pairs: list[tuple[Path, Path]] = []
     failures: list[tuple[Path, str]] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = files_in(path, VIDEO_EXTENSIONS, outdir)
-            if not found:
-                failures.append((path, "no videos in this folder"))
-            candidates = [(p, p.relative_to(path).with_suffix(suffix)) for p in found]
-        elif path.exists():
-            candidates = [(path, Path(path.stem + suffix))]
+    for source, rel in found_inputs(inputs, VIDEO_EXTENSIONS, outdir, "videos", failures):
+        target = outdir / rel.parent / (rel.name + suffix)
+        if target.resolve() == source.resolve():
+            failures.append((source, "the output would overwrite this input: use another -o"))
+        elif any(t == target for _, t in pairs):
+            failures.append((source, f"another input also writes {target}"))
         else:
-            failures.append((path, "no such file or folder"))
-            candidates = []
-        for source, rel in candidates:
-            target = outdir / rel
-            if source.resolve() in seen:
-                continue
-            seen.add(source.resolve())
-            if target.resolve() == source.resolve():
-                failures.append((source, "the output would overwrite this input: use another -o"))
-            elif any(t == target for _, t in pairs):
-                failures.append((source, f"another input also writes {target}"))
-            else:
-                pairs.append((source, target))
+            pairs.append((source, target))
     return pairs, failures

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from segmentation.cli_common import positive_float
+from segmentation.cli.common import add_command, positive_float, positive_int
 from segmentation.resources import MODEL_ENV
 
 DESCRIPTION = """\
@@ -46,12 +46,12 @@ examples:
 
 def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``serve`` on the CLI's subcommands."""
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "serve",
-        help="HTTP API: cutout, mask and composite endpoints (FastAPI)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "HTTP API: cutout, mask and composite endpoints (FastAPI)",
+        DESCRIPTION,
+        EPILOG,
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
@@ -59,7 +59,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: %(default)s)")
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="server processes, each with its own copy of the model (default: 1; "
         "one already uses every core for the network)",
@@ -94,7 +94,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="photos processed at once per worker; more wait their turn "
@@ -144,13 +144,3 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
