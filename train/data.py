@@ -35,12 +35,7 @@ class Sample:
 def read_split(data_dir: str | Path, split: str) -> list[Sample]:
     """List a split's photo/mask pairs, checking every pair exists and sizes match."""
     data_dir = Path(data_dir)
-    listing = data_dir / f"{split}.txt"
-    if not listing.is_file():
-        raise DatasetError(f"{listing}: split file not found")
-    names = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
-    if not names:
-        raise DatasetError(f"{listing}: lists no images")
+    names = _read_names(data_dir, split)
     samples = []
     for name in names:
         image = _find_image(data_dir / "images", name)
@@ -60,13 +55,19 @@ def read_split(data_dir: str | Path, split: str) -> list[Sample]:
 def read_backgrounds(data_dir: str | Path, split: str = "all") -> list[Sample]:
     """List a folder of person-free photos (``images/``, ``<split>.txt``, no masks)."""
     data_dir = Path(data_dir)
+    names = _read_names(data_dir, split)
+    return [Sample(name, _find_image(data_dir / "images", name), None) for name in names]
+
+
+def _read_names(data_dir: Path, split: str) -> list[str]:
+    """The names listed in ``<split>.txt``; a missing or empty listing is an error."""
     listing = data_dir / f"{split}.txt"
     if not listing.is_file():
         raise DatasetError(f"{listing}: split file not found")
     names = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
     if not names:
         raise DatasetError(f"{listing}: lists no images")
-    return [Sample(name, _find_image(data_dir / "images", name), None) for name in names]
+    return names
 
 
 def _find_image(images_dir: Path, name: str) -> Path:
