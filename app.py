@@ -5,7 +5,7 @@ previews, exports and ZIPs in ``app_support``. Run with ``make app``.
 
 Three caches keep the page responsive:
 - the model loads once per server (st.cache_resource);
-- each photo goes through the network once per (content hash, refine) pair, kept with
+- each photo goes through the network once per (content hash, refine, subject), kept with
   st.cache_resource rather than st.cache_data because unpickling a 12 MP result (84 MB)
   on every rerun would cost more than the controls that trigger the rerun;
 - downloads are encoded only when clicked (deferred download buttons), then cached per
@@ -79,6 +79,8 @@ from segmentation.video import (
 EXAMPLE_PATH = Path(__file__).resolve().parent / "assets" / "example.png"
 EXAMPLE_CREDIT = "Eileen Collins, NASA (public domain)"
 BACKGROUNDS = ("Transparent", "Colour", "Blurred original", "Image")
+#: The sidebar's "People to keep" labels and the ``subject`` each stands for.
+SUBJECT_CHOICES = {"The main subject": "main", "Everyone": "all"}
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class Settings:
     """The sidebar's choices for one script run."""
 
     refine: bool
+    subject: str  # 'main' or 'all' (segmentation.subject)
     edges: tuple[bool, float, float]  # (hard edges, threshold, softness in px)
     background: Any  # None = transparent, else anything compose.composite takes
     background_key: str  # hashable stand-in for ``background`` in cache keys
@@ -107,17 +110,17 @@ def get_segmenter(path: str) -> Segmenter:
 
 
 @st.cache_resource(max_entries=8, ttl=3600, show_spinner=False)
-def predict(digest: str, _data: bytes, refine: bool, path: str) -> SegmentationResult:
+def predict(digest: str, _data: bytes, refine: bool, subject: str, path: str) -> SegmentationResult:
     """Network + refinement for one photo; the content hash stands in for the bytes.
 
     The result is shared, not copied: nothing in this app modifies it.
     """
-    return get_segmenter(path).predict(_data, refine=refine)
+    return get_segmenter(path).predict(_data, refine=refine, subject=subject)
 
 
 @st.cache_resource(max_entries=32, ttl=3600, show_spinner=False)
 def preview_base(
-    digest: str, refine: bool, path: str, _prediction: SegmentationResult
+    digest: str, refine: bool, subject: str, path: str, _prediction: SegmentationResult
 ) -> tuple[np.ndarray, np.ndarray]:
     """The photo and its mask shrunk for the page, once per photo rather than per rerun."""
     return fit_preview(_prediction.original), fit_preview(_prediction.mask)
@@ -128,6 +131,7 @@ def export(
     kind: str,
     digest: str,
     refine: bool,
+    subject: str,
     path: str,
     edges: tuple[bool, float, float],
     background_key: str,
@@ -156,6 +160,16 @@ def sidebar() -> Settings:
         help="Makes the mask follow hair and clothing at the photo's own resolution. "
         "Off is a little faster; the mask is then only upscaled from the network's output.",
     )
+    subject = SUBJECT_CHOICES[
+        sb.radio(
+            "People to keep",
+            list(SUBJECT_CHOICES),
+            index=0,
+            key="subject",
+            help="The main subject drops passers-by, an audience and people cut off behind "
+            "the person or group the picture is of. Everyone keeps every person.",
+        )
+    ]
     sb.subheader("Edges")
     hard_edges = sb.toggle(
         "Hard edges",
@@ -205,6 +219,7 @@ def sidebar() -> Settings:
     opacity = sb.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
     return Settings(
         refine=refine,
+        subject=subject,
         edges=(hard_edges, float(threshold), float(softness)),
         background=background,
         background_key=background_key,
@@ -238,11 +253,13 @@ def gather_sources() -> list[tuple[str, bytes]]:
     return sources
 
 
-def run_batch(sources: list[tuple[str, bytes]], refine: bool, path: str) -> list[PhotoOutcome]:
+def run_batch(
+    sources: list[tuple[str, bytes]], refine: bool, subject: str, path: str
+) -> list[PhotoOutcome]:
     """Process every photo, with a progress bar for batches; failures become outcomes."""
 
     def run_one(digest: str, data: bytes) -> SegmentationResult:
-        return predict(digest, data, refine, path)
+        return predict(digest, data, refine, subject, path)
 
     if len(sources) == 1:
         name, data = sources[0]
@@ -270,6 +287,7 @@ def file_maker(
                 kind,
                 outcome.digest,
                 settings.refine,
+                settings.subject,
                 path,
                 settings.edges,
                 settings.background_key,
@@ -309,7 +327,9 @@ def show_photo(index: int, outcome: PhotoOutcome, settings: Settings, path: str)
         )
 
         # Previews are computed on a downscaled copy: cheap enough for every rerun.
-        small, small_mask = preview_base(outcome.digest, settings.refine, path, prediction)
+        small, small_mask = preview_base(
+            outcome.digest, settings.refine, settings.subject, path, prediction
+        )
         hard, threshold, softness = settings.edges
         softness *= small.shape[1] / original.shape[1]
         preview = SegmentationResult(small, final_mask(small_mask, hard, threshold, softness))
@@ -358,7 +378,7 @@ def show_photos(settings: Settings, path: Path) -> None:
 
     if not segmenter_ready(path):
         return
-    outcomes = run_batch(sources, settings.refine, str(path))
+    outcomes = run_batch(sources, settings.refine, settings.subject, str(path))
     for outcome in outcomes:
         if outcome.error:
             st.error(outcome.error, icon=":material/error:")
@@ -423,7 +443,8 @@ def show_video(settings: Settings, path: Path) -> None:
     st.caption(
         f"Up to {limit_mb} MB, {APP_VIDEO_MAX_SECONDS:.0f} s and 1920 × 1080 px per clip "
         "· MP4, MOV or WebM · processed on this server and not stored. The sidebar's "
-        "refinement and background apply to videos; the edge and overlay controls to photos."
+        "refinement, people to keep and background apply to videos; the edge and overlay "
+        "controls to photos."
     )
     if upload is None:
         st.info("Upload a clip: its first frame shows at once, then the whole clip renders.")
@@ -433,7 +454,7 @@ def show_video(settings: Settings, path: Path) -> None:
     data = upload.getvalue()
     output = "webm" if settings.background is None else "mp4"
     ext, mime, label = VIDEO_EXPORTS[output]
-    key = (file_digest(data), output, settings.background_key, settings.refine)
+    key = (file_digest(data), output, settings.background_key, settings.refine, settings.subject)
     segmenter = get_segmenter(str(path))
     suffix = Path(upload.name).suffix.lower() or ".mp4"
     with tempfile.TemporaryDirectory(prefix="nobg-video-") as tmp:
@@ -479,7 +500,14 @@ def show_first_frame(first: np.ndarray, segmenter: Segmenter, settings: Settings
     small = fit_preview(first, 800)
     # The video path: no mirrored look, and one closer crop where a photo gets two.
     alpha = next(
-        masks([small], segmenter, stabilize=False, refine=settings.refine, zoom=APP_VIDEO_ZOOM)
+        masks(
+            [small],
+            segmenter,
+            stabilize=False,
+            refine=settings.refine,
+            zoom=APP_VIDEO_ZOOM,
+            subject=settings.subject,
+        )
     )
     result = SegmentationResult(small, alpha.astype(np.float32) / 255)
     if settings.background is None:
@@ -521,6 +549,7 @@ def render_clip(
             background=settings.background,
             refine=settings.refine,
             zoom=APP_VIDEO_ZOOM,
+            subject=settings.subject,
             limits=VIDEO_LIMITS,
             progress=progress,
         )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from segmentation.model import build_unet
     from segmentation.refine import estimate_foreground, guided_upsample, upsample_bilinear
     from segmentation.segmenter import DEFAULT_MODEL_PATH, SegmentationResult, Segmenter
+    from segmentation.subject import SUBJECTS
 
 _EXPORTS = {
     "build_unet": "segmentation.model",
@@ -45,11 +46,13 @@ _EXPORTS = {
     "composite": "segmentation.compose",
     "parse_color": "segmentation.compose",
     "adjust_mask": "segmentation.compose",
+    "SUBJECTS": "segmentation.subject",
 }
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
     "IMAGE_EXTENSIONS",
+    "SUBJECTS",
     "ImageError",
     "SegmentationResult",
     "Segmenter",

@@ -40,6 +40,7 @@ from segmentation.refine import (
 )
 from segmentation.resources import default_model_path
 from segmentation.resources import model_path as resolve_model_path
+from segmentation.subject import Subject, check_subject, select_subject
 from segmentation.zoom import ZOOM_MAX_UPSCALES, merge_close_looks, person_boxes
 
 __all__ = [
@@ -220,9 +221,10 @@ class Segmenter:
         refine: bool = True,
         zoom: bool = True,
         mirror: bool = True,
+        subject: Subject = "main",
         max_megapixels: float = 50.0,
     ) -> SegmentationResult:
-        """Segment the person (or people) in a photo.
+        """Segment the person (or people) the photo is of.
 
         Args:
             image: an (H, W, 3) uint8 RGB array, or anything :func:`load_image` takes
@@ -233,18 +235,23 @@ class Segmenter:
                 (one or two more network passes; see :meth:`person_probability`).
             mirror: average each look with a look at the mirrored photo (one more
                 network pass each; see :meth:`predict_probability`).
+            subject: 'main' keeps the person or group the photo is of and drops
+                passers-by and crowds; 'all' keeps every person
+                (:mod:`segmentation.subject`).
             max_megapixels: refuse bigger photos (decoding and refining cost memory).
 
         Raises:
             ImageError: the image cannot be used (the message says why).
+            ValueError: ``subject`` is not one of :data:`~segmentation.subject.SUBJECTS`.
         """
+        check_subject(subject)
         t0 = time.perf_counter()
         if isinstance(image, np.ndarray):
             rgb = as_rgb(image, max_megapixels=max_megapixels)
         else:
             rgb = load_image(image, max_megapixels=max_megapixels)
         t1 = time.perf_counter()
-        prob = self.person_probability(rgb, zoom=zoom, mirror=mirror)
+        prob = select_subject(self.person_probability(rgb, zoom=zoom, mirror=mirror), subject)
         t2 = time.perf_counter()
         alpha = sharpen_probability(prob)
         if refine:

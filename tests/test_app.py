@@ -162,25 +162,28 @@ def test_display_controls_do_not_rerun_the_network(
 
     from segmentation import Segmenter
 
-    calls: list[bool] = []
+    calls: list[tuple[bool, str]] = []
     real_predict = Segmenter.predict
 
-    def counting_predict(self, source, *, refine: bool = True):
-        calls.append(refine)
-        return real_predict(self, source, refine=refine)
+    def counting_predict(self, source, *, refine: bool = True, subject: str = "main"):
+        calls.append((refine, subject))
+        return real_predict(self, source, refine=refine, subject=subject)
 
     monkeypatch.setattr(Segmenter, "predict", counting_predict)
     st.cache_resource.clear()  # predictions live there; the model reloads, that is fine
     at = app.run()
-    assert calls == [True]
+    assert calls == [(True, "main")]
     at.slider(key="opacity").set_value(0.9)
     at.color_picker(key="overlay_colour").pick("#00FF00")
     at.slider(key="softness").set_value(4)
     at.run()
-    assert calls == [True], "display and edge controls reuse the cached prediction"
+    assert calls == [(True, "main")], "display and edge controls reuse the cached prediction"
     at.toggle(key="refine").set_value(False)
     at.run()
-    assert calls == [True, False], "refinement is part of the cache key"
+    assert calls == [(True, "main"), (False, "main")], "refinement is part of the cache key"
+    at.radio(key="subject").set_value("Everyone")
+    at.run()
+    assert calls[-1] == (False, "all"), "the people to keep are part of the cache key"
     assert_clean(at)
 
 

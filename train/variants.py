@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             model.save(path)
             segmenter = Segmenter(path)
             ms = network_ms(segmenter)
-            scores = summarize(evaluate(segmenter, samples))
+            scores = summarize(evaluate(segmenter, samples, subject="all"))  # val marks everyone
             print(
                 f"| {size} | {','.join(map(str, filters))} | {model.count_params():,} | {ms:.1f} "
                 f"| {scores['iou']:.4f} | {scores['boundary_f1']:.4f} |",

@@ -205,6 +205,7 @@ def _predict(segmenter: Any, upload: Upload, options: Options, settings: Setting
         refine=options.refine,
         zoom=options.zoom,
         mirror=options.mirror,
+        subject=options.subject,
         max_megapixels=limit,
     )
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from segmentation.subject import Subject
+
 __all__ = [
     "ERRORS",
     "IMAGE_BODY",
@@ -25,6 +27,11 @@ class Options(BaseModel):
         True, description="look again, closer, at people who fill only part of the photo"
     )
     mirror: bool = Field(True, description="average each look with a look at the mirrored photo")
+    subject: Subject = Field(
+        "main",
+        description="'main': the person or group the photo is of, without passers-by or an "
+        "audience; 'all': every person",
+    )
     decontaminate: bool = Field(
         True, description="remove the old background's tint from semi-transparent edges"
     )

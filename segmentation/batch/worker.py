@@ -16,6 +16,7 @@ from segmentation.batch.files import Job, write_whole
 from segmentation.batch.manifest import manifest_row
 from segmentation.errors import ImageError
 from segmentation.io import encode_jpeg
+from segmentation.subject import Subject
 
 __all__ = ["BatchOptions", "OutputFormat", "Worker", "parse_background", "run_local"]
 
@@ -31,6 +32,7 @@ class BatchOptions:
     refine: bool = True
     zoom: bool = True  # closer network passes on people who fill part of the photo
     mirror: bool = True  # average each look with a look at the mirrored photo
+    subject: Subject = "main"  # 'all': every person, not only the one the photo is of
     max_megapixels: float = 50.0
     model: str | None = None  # None: $SEGMENTATION_MODEL, else the shipped weights
 
@@ -71,6 +73,7 @@ class Worker:
                 refine=options.refine,
                 zoom=options.zoom,
                 mirror=options.mirror,
+                subject=options.subject,
                 max_megapixels=options.max_megapixels,
             )
             row["height"], row["width"] = (int(v) for v in result.mask.shape)

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from segmentation.cli.common import add_command, add_look_options
+from segmentation.cli.common import add_command, add_look_options, add_subject_option
 from segmentation.resources import MODEL_ENV
 
 DESCRIPTION = """\
@@ -98,6 +98,7 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
         help="skip the full-resolution edge refinement (faster, blurrier outline)",
     )
     add_look_options(parser)
+    add_subject_option(parser)
     parser.add_argument(
         "--max-megapixels",
         type=float,
@@ -151,6 +152,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         refine=args.refine,
         zoom=args.zoom,
         mirror=args.mirror,
+        subject=args.subject,
         max_megapixels=args.max_megapixels,
         model=str(args.model) if args.model else os.environ.get(MODEL_ENV) or None,
     )

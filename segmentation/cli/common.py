@@ -124,6 +124,19 @@ def add_look_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_subject_option(parser: argparse.ArgumentParser) -> None:
+    """--subject main|all: whom to keep, the same choice as the library's and the API's."""
+    from segmentation.subject import SUBJECTS
+
+    parser.add_argument(
+        "--subject",
+        choices=SUBJECTS,
+        default=SUBJECTS[0],
+        help="'main' (default): the person or group the picture is of, without passers-by "
+        "or an audience; 'all': every person",
+    )
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number above zero."""
     try:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from segmentation.cli.common import (
     add_command,
     add_look_options,
+    add_subject_option,
     found_inputs,
     parse_background,
     positive_float,
@@ -63,6 +64,7 @@ def add_photo_parsers(commands: Any, top: argparse.ArgumentParser) -> None:
         "mask instead (faster, blurrier outline)",
     )
     add_look_options(common)
+    add_subject_option(common)
     common.add_argument(
         "--max-megapixels",
         type=positive_float,
@@ -117,6 +119,7 @@ def run_photos(args: argparse.Namespace) -> int:
             refine=args.refine,
             zoom=args.zoom,
             mirror=args.mirror,
+            subject=args.subject,
             max_megapixels=args.max_megapixels,
         )
         if args.command == "mask":

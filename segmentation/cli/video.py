@@ -17,6 +17,7 @@ from typing import Any
 
 from segmentation.cli.common import (
     add_command,
+    add_subject_option,
     found_inputs,
     parse_background,
     positive_float,
@@ -101,6 +102,7 @@ def add_video_parser(commands: Any) -> argparse.ArgumentParser:
         help="look again, closer, at people who fill only part of the frame: sharper and "
         "steadier outline, one more network pass per frame (720p about 20%% slower)",
     )
+    add_subject_option(parser)
     parser.add_argument(
         "--no-decontaminate",
         dest="decontaminate",
@@ -180,6 +182,7 @@ def _render(
             stabilize=args.stabilize,
             refine=args.refine,
             zoom=args.zoom,
+            subject=args.subject,
             decontaminate=args.decontaminate,
             limits=limits,
             progress=progress,

@@ -27,12 +27,14 @@ import cv2
 import numpy as np
 
 from segmentation import compose
+from segmentation.filenames import partial_name
 from segmentation.refine import (
     estimate_foreground,
     guided_upsample,
     sharpen_probability,
     upsample_bilinear,
 )
+from segmentation.subject import Subject, check_subject, select_subject
 from segmentation.video.reader import (
     ClipDecoder,
     VideoInfo,
@@ -107,17 +109,20 @@ VIDEO_DECONTAMINATE_SIDE = 640
 VIDEO_ZOOM_MAP_SCALE = 2.0
 
 
-def frame_probability(segmenter: Any, rgb: np.ndarray, zoom: bool = False) -> np.ndarray:
-    """The network's map of one frame; with ``zoom``, at the frame's aspect (see above)."""
+def frame_probability(
+    segmenter: Any, rgb: np.ndarray, zoom: bool = False, subject: Subject = "main"
+) -> np.ndarray:
+    """The network's map of one frame, for ``subject`` (as a photo's, see
+    :mod:`segmentation.subject`); with ``zoom``, at the frame's aspect (see above)."""
     if not zoom:
-        return segmenter.predict_probability(rgb)
+        return select_subject(segmenter.predict_probability(rgb), subject)
     prob = segmenter.person_probability(
         rgb, zoom=True, mirror=False, max_upscales=(ZOOM_MAX_UPSCALE,)
     )
     h, w = rgb.shape[:2]
     k = min(1.0, VIDEO_ZOOM_MAP_SCALE * segmenter.input_size / max(h, w))
     size = (max(1, round(w * k)), max(1, round(h * k)))
-    return cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR)
+    return select_subject(cv2.resize(prob, size, interpolation=cv2.INTER_LINEAR), subject)
 
 
 def frame_alpha(
@@ -144,9 +149,11 @@ def masks(
     stabilize: bool | TemporalStabilizer = True,
     refine: bool = True,
     zoom: bool = False,
+    subject: Subject = "main",
 ) -> Iterator[np.ndarray]:
     """(H, W) uint8 alpha of each RGB frame, in order, on this thread: what a 'mask'
     render stores before encoding (for tests and measurements on frames in memory)."""
+    check_subject(subject)
     stabilizer = stabilize if isinstance(stabilize, TemporalStabilizer) else None
     if stabilize is True:
         stabilizer = TemporalStabilizer()
@@ -157,7 +164,7 @@ def masks(
         return stabilizer.hold(alpha8, rgb) if stabilizer is not None else alpha8
 
     for rgb in frames:
-        prob = frame_probability(segmenter, rgb, zoom)
+        prob = frame_probability(segmenter, rgb, zoom, subject)
         if stabilizer is None:
             yield finish(rgb, prob)
             continue
@@ -198,6 +205,7 @@ def remove_background(
     stabilize: bool | TemporalStabilizer = True,
     refine: bool = True,
     zoom: bool = False,
+    subject: Subject = "main",
     decontaminate: bool = True,
     limits: VideoLimits | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -217,6 +225,8 @@ def remove_background(
         refine: follow the frame's edges with the guided filter.
         zoom: a second, closer network pass on people who fill only part of the
             frame (see VIDEO_ZOOM_MAP_SCALE): sharper and steadier, slower.
+        subject: 'main' keeps the performer (or group) the clip is of and drops an
+            audience or passers-by; 'all' keeps every person.
         decontaminate: remove the old background's colour from the edges.
         limits: refuse longer or larger clips (default :class:`VideoLimits`).
         progress: called as ``progress(frames_done, frames_expected)`` after each
@@ -230,6 +240,7 @@ def remove_background(
     """
     if output not in OUTPUT_FORMATS:
         raise ValueError(f"output must be one of {sorted(OUTPUT_FORMATS)}, not {output!r}")
+    check_subject(subject)
     if output in ("webm", "mov", "mask") and background is not None:
         raise ValueError(f"{output!r} output keeps the background transparent: use 'mp4'")
     if output == "mp4" and background is None:
@@ -249,7 +260,9 @@ def remove_background(
         fill[:] = compose.as_color(background)
         background = fill
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".partial", dir=target.parent or Path(".")
+        prefix=partial_name(target.name, ".", room=16),  # + 8 random letters + ".partial"
+        suffix=".partial",
+        dir=target.parent or Path("."),
     )
     os.close(fd)
     tmp = Path(tmp_name)
@@ -259,6 +272,7 @@ def remove_background(
             run = _Render(container, info, network, output, background, stabilize, refine)
             run.decontaminate = decontaminate
             run.zoom = zoom
+            run.subject = subject
             frames = run.write(tmp, progress, cancel)
         os.replace(tmp, target)
     except BaseException:
@@ -314,6 +328,7 @@ class _Render:
         self.refine = refine
         self.decontaminate = True
         self.zoom = False
+        self.subject: Subject = "main"
         if isinstance(stabilize, TemporalStabilizer):
             self.stabilizer: TemporalStabilizer | None = stabilize
         else:
@@ -380,7 +395,7 @@ class _Render:
         """The network's map of each frame, steadied over time (one frame of look-ahead)."""
         for pts, rgb in self._items(frames_in):
             t0 = time.perf_counter()
-            prob = frame_probability(self.segmenter, rgb, self.zoom)
+            prob = frame_probability(self.segmenter, rgb, self.zoom, self.subject)
             if self.stabilizer is not None:
                 ready = self.stabilizer.push_map((pts, rgb), prob)
             else:
