@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from segmentation.cli.common import add_command, add_look_options, add_subject_option
+from segmentation.cli.common import add_command, add_look_options, add_subject_option, print_error
 from segmentation.resources import MODEL_ENV
 
 DESCRIPTION = """\
@@ -109,7 +109,8 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--address",
         default=None,
-        help="Ray cluster to connect to (default: $RAY_ADDRESS, else start Ray here)",
+        help="Ray cluster to connect to (default: $RAY_ADDRESS, else start Ray here); "
+        "its token, when it has one: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token",
     )
     parser.add_argument(
         "--actors",
@@ -142,6 +143,7 @@ def add_batch_parser(commands: Any) -> argparse.ArgumentParser:
 def run_batch_command(args: argparse.Namespace) -> int:
     """Run the job; print a one-line summary; 1 when any input failed."""
     from segmentation.batch import BatchOptions, run_batch
+    from segmentation.batch.ray_engine import ClusterAuthError
 
     if args.max_megapixels <= 0:
         print("error: --max-megapixels must be positive", file=sys.stderr)
@@ -168,6 +170,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
             cpus_per_actor=args.cpus_per_actor,
             runtime_env=args.runtime_env,
         )
+    except ClusterAuthError as exc:  # before OSError: it is a ConnectionError
+        print_error(exc.address, exc.reason)
+        return 1
     except (OSError, ValueError, ImportError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -194,8 +194,11 @@ def load_segmenter_or_report(model: str | None) -> Segmenter | None:
         return None
 
 
-def print_error(path: Path, reason: str, progress: Any = None) -> None:
-    """``error: <path>: <reason>`` on stderr, always one line (above a progress bar)."""
+def print_error(path: str | os.PathLike[str], reason: str, progress: Any = None) -> None:
+    """``error: <path>: <reason>`` on stderr, always one line (above a progress bar).
+
+    ``path`` may be a string that is no file path (a cluster address, a URI).
+    """
     line = f"error: {path}: {' '.join(reason.split())}"
     if progress is not None and not progress.disable:
         progress.write(line, file=sys.stderr)
