@@ -1,21 +1,25 @@
-"""How steady and how right the video masks are, on the hand-labelled parkour clip.
+"""How steady and how right the video masks are, on the hand-labelled shared clips.
 
-``../shared/data/clips/parkour`` holds 100 consecutive 854x480 frames (DAVIS 2016) with a
-hand-drawn mask each. They are assembled into an H.264 clip (24 fps, CRF 16, like a
-camera file), run end to end through :func:`segmentation.video.remove_background` to a
-mask video, and the decoded masks are scored against the labels:
+``../shared/data/clips`` holds three clips of one performer (parkour, breakdance,
+dance-twirl; 854x480, DAVIS 2016) with a hand-drawn mask of that performer on every
+frame (the crowds behind are background). Each is assembled into an H.264 clip (24 fps,
+CRF 16, like a camera file), run end to end through
+:func:`segmentation.video.remove_background` to a mask video, and the decoded masks are
+scored against the labels:
 
-* mean IoU (mask >= 128 against label >= 128), per frame, averaged;
+* mean IoU (mask >= 128 against label >= 128) and boundary F1 (3 px), per frame;
 * flicker: the mean absolute change of the alpha (0..255) between consecutive frames,
   over the pixels whose label did not change between them (a steady mask scores 0
   there; a real edge moving with the person is not counted);
 * blinks: pixels that flip across 128 for exactly one frame (on in frame t, off in
   t-1 and t+1, or the reverse) where the labels are steady, per frame.
 
-With and without stabilisation (and a few settings of it with ``--grid``). The clip is
-research-only data: it is read from ../shared, never copied into the repository.
+Rows: the defaults, each option (``--no-stabilize``, ``--zoom``, ``--subject all``), and
+the photo path on each frame (``Segmenter.predict``'s defaults: closer and mirrored
+looks) as the mark the video path aims at; per clip and the mean of the clips. The
+clips are research-only data: read from ../shared, never copied into the repository.
 
-Usage: ``python -m bench.video_quality [--model PATH] [--grid] [--out FILE]``.
+Usage: ``python -m bench.video_quality [--model PATH] [--clips NAME ...] [--grid] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from bench.common import ROOT, log, machine_line
 
-CLIP = ROOT.parent / "shared" / "data" / "clips" / "parkour"
+CLIPS_DIR = ROOT.parent / "shared" / "data" / "clips"
+CLIP_NAMES = ("parkour", "breakdance", "dance-twirl")
 RESULTS = ROOT / "bench" / "VIDEO_QUALITY.md"
 FPS = 24
 
@@ -72,14 +78,17 @@ def read_masks(path: Path) -> list[np.ndarray]:
 
 
 def score(masks: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
-    """Mean IoU, flicker and blinks per frame (see the module docstring)."""
+    """Mean IoU, boundary F1, flicker and blinks per frame (see the module docstring)."""
+    from train.metrics import boundary_f1
+
     h, w = masks[0].shape
     labels = [lab[:h, :w] for lab in labels]
-    ious = []
+    ious, f1s = [], []
     for mask, label in zip(masks, labels, strict=True):
         pred = mask >= 128
         union = np.logical_or(pred, label).sum()
         ious.append(np.logical_and(pred, label).sum() / union if union else 1.0)
+        f1s.append(boundary_f1(label, pred))
     changes, blinks = [], []
     for t in range(1, len(masks)):
         steady = labels[t] == labels[t - 1]
@@ -92,65 +101,117 @@ def score(masks: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]
             blinks.append(float((flip & still).sum()))
     return {
         "iou": float(np.mean(ious)),
+        "boundary_f1": float(np.mean(f1s)),
         "flicker": float(np.mean(changes)),
         "blinks": float(np.mean(blinks)),
     }
 
 
-def run(model: Path | None, grid: bool) -> list[tuple[str, dict[str, float]]]:
-    """Score the settings; returns (label, scores) rows."""
-    from segmentation import Segmenter
-    from segmentation.video import TemporalStabilizer, remove_background
+#: (label, remove_background options) of each row; the photo path is added by :func:`run`.
+SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("defaults", {}),
+    ("`--no-stabilize`", {"stabilize": False}),
+    ("`--zoom`", {"zoom": True}),
+    ("`--zoom --no-stabilize`", {"zoom": True, "stabilize": False}),
+    ("`--subject all`", {"subject": "all"}),
+)
+PHOTO_PATH = "photo path on each frame (closer + mirrored looks)"
+METRICS = ("iou", "boundary_f1", "flicker", "blinks")
 
-    frames, labels = load_labelled(CLIP)
-    segmenter = Segmenter(model)
-    # (label, stabilize, zoom); each stabiliser instance serves exactly one render.
-    settings: list[tuple[str, bool | TemporalStabilizer, bool]] = [
-        ("per frame, no stabilisation", False, False),
-        ("stabilised (defaults)", True, False),
-        ("per frame, zoom (`--zoom`)", False, True),
-        ("stabilised, zoom (`--zoom`)", True, True),
-    ]
-    if grid:
-        for median in (True, False):
-            for min_rate in (0.4, 1.0):
-                for scene_change in (4.0, 1e9):
-                    label = f"median {'on' if median else 'off'}, min rate {min_rate}, " + (
-                        f"still-block gate {scene_change:g}" if scene_change < 1e9 else "no gate"
-                    )
-                    options = {"median": median, "scene_change": scene_change}
-                    if scene_change >= 1e9:
-                        options["override"] = 0
-                    stabilizer = TemporalStabilizer(0.3, min_rate, 6, **options)
-                    settings.append((label, stabilizer, False))
+
+def grid_settings() -> list[tuple[str, dict[str, Any]]]:
+    """The stabiliser's settings tried by ``--grid`` (one fresh instance per render)."""
+    from segmentation.video import TemporalStabilizer
+
     rows = []
-    with tempfile.TemporaryDirectory(prefix="video-quality-") as tmp:
-        clip = Path(tmp) / "parkour.mp4"
-        write_clip(frames, clip)
-        for label, stabilize, zoom in settings:
-            out = Path(tmp) / "mask.mp4"
-            remove_background(clip, out, segmenter, output="mask", stabilize=stabilize, zoom=zoom)
-            scores = score(read_masks(out), labels)
-            log(f"{label}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-            rows.append((label, scores))
+    for median in (True, False):
+        for min_rate in (0.4, 1.0):
+            for scene_change in (4.0, 1e9):
+                label = f"median {'on' if median else 'off'}, min rate {min_rate}, " + (
+                    f"still-block gate {scene_change:g}" if scene_change < 1e9 else "no gate"
+                )
+                options: dict[str, Any] = {"median": median, "scene_change": scene_change}
+                if scene_change >= 1e9:
+                    options["override"] = 0
+                make = lambda o=options, r=min_rate: TemporalStabilizer(0.3, r, 6, **o)  # noqa: E731
+                rows.append((label, {"stabilize": make}))
     return rows
 
 
-def render(rows: list[tuple[str, dict[str, float]]], model: str, command: str) -> str:
-    """The markdown table."""
+Scores = dict[str, dict[str, dict[str, float]]]  # setting -> clip -> metric -> value
+
+
+def run(model: Path | None, clips: list[Path], grid: bool) -> Scores:
+    """Score every setting on every clip."""
+    from segmentation import Segmenter
+    from segmentation.video import remove_background
+
+    segmenter = Segmenter(model)
+    settings = list(SETTINGS) + (grid_settings() if grid else [])
+    table: Scores = {}
+    with tempfile.TemporaryDirectory(prefix="video-quality-") as tmp:
+        for clip_dir in clips:
+            frames, labels = load_labelled(clip_dir)
+            clip = Path(tmp) / f"{clip_dir.name}.mp4"
+            write_clip(frames, clip)
+            for label, options in settings:
+                options = dict(options)
+                if callable(options.get("stabilize")):
+                    options["stabilize"] = options["stabilize"]()
+                out = Path(tmp) / "mask.mp4"
+                remove_background(clip, out, segmenter, output="mask", **options)
+                _record(table, label, clip_dir.name, score(read_masks(out), labels))
+            photo = [_photo_mask(segmenter, f) for f in _decoded(clip)]
+            _record(table, PHOTO_PATH, clip_dir.name, score(photo, labels))
+    return table
+
+
+def _record(table: Scores, label: str, clip: str, scores: dict[str, float]) -> None:
+    table.setdefault(label, {})[clip] = scores
+    log(f"{clip}, {label}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+
+
+def _decoded(clip: Path) -> list[np.ndarray]:
+    """The frames as the video path sees them (decoded from the H.264 clip)."""
+    import av
+
+    with av.open(str(clip)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def _photo_mask(segmenter: Any, rgb: np.ndarray) -> np.ndarray:
+    return (segmenter.predict(rgb).mask * 255 + 0.5).astype(np.uint8)
+
+
+def _row(label: str, scores: dict[str, float]) -> str:
+    return (
+        f"| {label} | {scores['iou']:.3f} | {scores['boundary_f1']:.3f} "
+        f"| {scores['flicker']:.2f} | {scores['blinks']:.0f} |"
+    )
+
+
+def render(table: Scores, model: str, command: str) -> str:
+    """The markdown tables: the mean of the clips, then each clip."""
+    clips = list(next(iter(table.values())))
+    head = ["| setting | IoU | boundary F1 | flicker | blinks a frame |", "|---|---|---|---|---|"]
     lines = [
-        "# Video masks on the parkour clip",
+        "# Video masks on the shared clips",
         "",
-        f"Machine: {machine_line()}. Model `{model}`. 100 hand-labelled 854x480 frames "
-        "(DAVIS 2016 `parkour`) as a 24 fps H.264 clip, end to end to a mask video; "
-        f"command `{command}`.",
+        f"Machine: {machine_line()}. Model `{model}`. Hand-labelled 854x480 clips (DAVIS "
+        f"2016: {', '.join(clips)}; only the performer labelled) as 24 fps H.264 clips, "
+        f"end to end to a mask video; command `{command}`. Flicker: mean absolute alpha "
+        "change (of 255) where the label is steady; blinks: one-frame flips, pixels a frame.",
         "",
-        "| setting | mean IoU | flicker (mean abs. alpha change, label steady, of 255) "
-        "| one-frame blinks (pixels/frame) |",
-        "|---|---|---|---|",
+        f"## Mean of the {len(clips)} clips",
+        "",
+        *head,
     ]
-    for label, s in rows:
-        lines.append(f"| {label} | {s['iou']:.4f} | {s['flicker']:.3f} | {s['blinks']:.0f} |")
+    for label, per_clip in table.items():
+        mean = {k: float(np.mean([per_clip[c][k] for c in clips])) for k in METRICS}
+        lines.append(_row(label, mean))
+    for clip in clips:
+        lines += ["", f"## {clip}", "", *head]
+        lines += [_row(label, per_clip[clip]) for label, per_clip in table.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -158,17 +219,22 @@ def main(argv: list[str] | None = None) -> int:
     """Score, print, write the markdown file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="saved .keras model")
+    parser.add_argument(
+        "--clips", nargs="+", default=list(CLIP_NAMES), metavar="NAME", help="clips to score"
+    )
     parser.add_argument("--grid", action="store_true", help="also try other stabiliser settings")
     parser.add_argument("--out", type=Path, default=RESULTS, help="markdown file to write")
     args = parser.parse_args(argv)
-    if not (CLIP / "test.txt").is_file():
-        log(f"bench.video_quality: {CLIP} is missing; nothing measured")
+    clips = [CLIPS_DIR / name for name in args.clips]
+    missing = [c for c in clips if not (c / "test.txt").is_file()]
+    if missing:
+        log(f"bench.video_quality: {', '.join(map(str, missing))} missing; nothing measured")
         return 1
     from segmentation.segmenter import DEFAULT_MODEL_PATH
 
-    rows = run(args.model, args.grid)
+    table = run(args.model, clips, args.grid)
     command = " ".join(["python -m bench.video_quality", *(argv or sys.argv[1:])])
-    text = render(rows, str(args.model or DEFAULT_MODEL_PATH), command)
+    text = render(table, str(args.model or DEFAULT_MODEL_PATH), command)
     print(text)
     args.out.write_text(text)
     return 0
