@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import re
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 
 from segmentation import ImageError, SegmentationResult
 from segmentation.compose import adjust_mask
+from segmentation.filenames import MAX_NAME_BYTES, clip_bytes
 from segmentation.io import IMAGE_EXTENSIONS, encode_jpeg
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ UPLOAD_TYPES: tuple[str, ...] = tuple(sorted(ext.lstrip(".") for ext in IMAGE_EX
 #: every rerun push tens of megabytes to the browser. Downloads stay at full resolution.
 PREVIEW_MAX_SIDE = 1200
 JPEG_QUALITY = 92
+#: Longest stem of a download name, in UTF-8 bytes: room for "-background.jpg" and the
+#: "-2" that keeps ZIP entries apart, within a file system's 255.
+MAX_STEM_BYTES = MAX_NAME_BYTES - 40
 #: The downloads for each photo: output-name suffix -> (extension, MIME type, button label).
 EXPORTS: dict[str, tuple[str, str, str]] = {
     "nobg": ("png", "image/png", "Transparent PNG"),
@@ -100,10 +105,14 @@ def process_photo(
 
 
 def safe_stem(filename: str) -> str:
-    """File stem without directories or characters that break downloads or ZIP entries."""
-    stem = PurePath(filename.replace("\\", "/")).stem
+    """File stem without directories or characters that break downloads or ZIP entries.
+
+    Letters of every script stay (NFC, as macOS's decomposed names become); the stem is
+    cut to MAX_STEM_BYTES so every download and ZIP entry fits a file system's 255 bytes.
+    """
+    stem = PurePath(unicodedata.normalize("NFC", filename).replace("\\", "/")).stem
     stem = re.sub(r"[^\w.-]+", "_", stem, flags=re.UNICODE).strip("._")
-    return stem or "photo"
+    return clip_bytes(stem, MAX_STEM_BYTES).rstrip("._") or "photo"
 
 
 def output_name(filename: str, suffix: str, ext: str) -> str:

@@ -93,7 +93,7 @@ def load_image(
     source: str | os.PathLike[str] | bytes | BinaryIO,
     *,
     max_megapixels: float = 50.0,
-    min_side: int = 8,
+    min_side: int = 1,
 ) -> np.ndarray:
     """Decode a photo into an (H, W, 3) uint8 RGB array, the way a person expects it.
 
@@ -106,7 +106,8 @@ def load_image(
             current position, e.g. a Streamlit upload).
         max_megapixels: refuse larger images, judged from the header before decoding,
             so a small file claiming 40000x40000 pixels costs nothing.
-        min_side: refuse images with a side shorter than this.
+        min_side: refuse images with a side shorter than this; by default any image
+            with pixels works, down to 1 x 1 (the result has the photo's size).
 
     Raises:
         ImageError: the file is missing, empty, not an image, damaged or truncated,
@@ -129,7 +130,7 @@ def load_image(
         fp.close()
 
 
-def as_rgb(array: np.ndarray, *, max_megapixels: float = 50.0, min_side: int = 8) -> np.ndarray:
+def as_rgb(array: np.ndarray, *, max_megapixels: float = 50.0, min_side: int = 1) -> np.ndarray:
     """Check an in-memory image like :func:`load_image` checks a file; return RGB uint8.
 
     Accepts (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA (flattened onto white) uint8;

@@ -111,6 +111,7 @@ def guided_upsample(
     p = np.clip(p, 0.0, 1.0)  # then b stays in [0, 1] where the fit is flat
     H, W = img.shape[:2]
     f = max(1, math.ceil(max(H, W) / (work_scale * max(p.shape)) - 1e-6))
+    f = min(f, H, W)  # a grid cell never larger than the photo (a 1 px or 8 x 20000 photo)
     guide = _shrink(img, f).astype(np.float32) * np.float32(1 / 255)
     wh, ww = guide.shape[:2]
     r = max(1, round(radius * max(wh, ww) / max(p.shape)))

@@ -229,7 +229,10 @@ def _over_limit() -> Case:
 
 def _one_pixel() -> Case:
     image = Image.new("RGB", (1, 1), (200, 100, 50))
-    return Case("one_pixel", "dot.png", encode(image, "PNG"), "1 x 1 PNG", error=r"(?i)too small")
+    rgb = np.asarray(image)
+    return Case(
+        "one_pixel", "dot.png", encode(image, "PNG"), "1 x 1 PNG", size=(1, 1), reference=rgb
+    )
 
 
 def _png_16bit_rgb() -> Case:

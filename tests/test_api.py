@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from collections.abc import Iterator
 
@@ -57,6 +58,96 @@ def test_cutout_from_multipart_and_raw_body(client: TestClient, tiny_segmenter) 
         np.testing.assert_array_equal(np.asarray(image), expected)
     assert multipart.headers["content-disposition"] == 'inline; filename="me-nobg.png"'
     assert "network;dur=" in multipart.headers["server-timing"]
+
+
+def raw_multipart(filename: str, data: bytes) -> dict:
+    """A multipart upload whose file name goes as UTF-8 bytes, only ``"`` escaped (as curl
+    and most HTTP libraries send it; browsers percent-encode quotes and line breaks)."""
+    quoted = filename.replace('"', '\\"').encode()
+    body = (
+        b'--nobg\r\nContent-Disposition: form-data; name="image"; filename="' + quoted + b'"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + data + b"\r\n--nobg--\r\n"
+    )
+    return {"content": body, "headers": {"Content-Type": "multipart/form-data; boundary=nobg"}}
+
+
+def suggested_name(header: str) -> str:
+    """The name a client saves the answer as: filename* when there is one (RFC 6266)."""
+    from urllib.parse import unquote
+
+    header.encode("ascii")  # so Latin-1, as every HTTP header must be
+    assert "\r" not in header and "\n" not in header, repr(header)
+    extended = re.search(r"filename\*=UTF-8''([^;\s]+)$", header)
+    if extended:
+        assert re.match(r'inline; filename="[ -!#-\[\]-~]+"; filename\*=', header), header
+        return unquote(extended.group(1), errors="strict")
+    plain = re.fullmatch(r'inline; filename="([ -!#-\[\]-~]+)"', header)
+    assert plain, header
+    return plain.group(1)
+
+
+#: Upload names (sent as raw UTF-8) -> the name the answer suggests.
+UPLOAD_NAMES = {
+    "chinese": ("人像照片.jpg", "人像照片-nobg.png"),
+    "cyrillic": ("Фотография.jpg", "Фотография-nobg.png"),
+    "greek": ("Φωτογραφία.jpg", "Φωτογραφία-nobg.png"),
+    "arabic": ("صورة شخصية.jpg", "صورة شخصية-nobg.png"),
+    "emoji": ("party 🎉.jpg", "party 🎉-nobg.png"),
+    "the issue's": ("unicode name é 人.jpg", "unicode name é 人-nobg.png"),
+    "quote": ('say "cheese".jpg', "say _cheese_-nobg.png"),
+    "newline": ("a\nSet-Cookie: evil=1.jpg", "a_Set-Cookie_ evil=1-nobg.png"),
+    "nul": ("a\x00b.jpg", "a_b-nobg.png"),
+    "path": ("../../etc/passwd.jpg", "passwd-nobg.png"),
+    "windows path": ("..\\..\\me.jpg", "me-nobg.png"),
+    "percent": ("100%.jpg", "100%-nobg.png"),
+}
+
+
+@pytest.mark.parametrize("case", UPLOAD_NAMES, ids=list(UPLOAD_NAMES))
+def test_any_upload_name_gives_a_safe_content_disposition(client: TestClient, case: str) -> None:
+    """Every script, emoji, quotes, line breaks, paths: a 200 whose header says the name."""
+    name, expected = UPLOAD_NAMES[case]
+    response = client.post("/v1/cutout", **raw_multipart(name, jpeg(24, 18)))
+    assert response.status_code == 200, response.text
+    assert suggested_name(response.headers["content-disposition"]) == expected
+    assert "set-cookie" not in response.headers
+    assert decoded(response.content).size == (24, 18)
+
+
+def test_a_300_character_name_is_cut_to_255_bytes(client: TestClient) -> None:
+    name = "长" * 150 + "x" * 146 + ".jpg"  # 1,200 bytes of UTF-8
+    response = client.post("/v1/cutout", **raw_multipart(name, jpeg(24, 18)))
+    assert response.status_code == 200, response.text
+    suggested = suggested_name(response.headers["content-disposition"])
+    assert suggested.startswith("长" * 80) and suggested.endswith("-nobg.png")
+    assert len(suggested.encode()) <= 255
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params", "ending"),
+    [
+        ("/v1/mask", {}, "-mask.png"),
+        ("/v1/composite", {}, "-background.png"),
+        ("/v1/composite", {"format": "jpeg"}, "-background.jpg"),
+    ],
+)
+def test_every_endpoint_and_format_names_its_answer_the_same_way(
+    client: TestClient, endpoint: str, params: dict, ending: str
+) -> None:
+    for name, stem in [("人像照片.jpg", "人像照片"), ('a"b\n.jpg', "a_b_"), ("😀.png", "😀")]:
+        response = client.post(endpoint, params=params, **raw_multipart(name, jpeg(24, 18)))
+        assert response.status_code == 200, response.text
+        assert suggested_name(response.headers["content-disposition"]) == stem + ending
+
+
+def test_a_browser_style_upload_name_arrives_percent_encoded(client: TestClient) -> None:
+    """Browsers (and httpx) send a line break in a name as %0D%0A: it stays text."""
+    files = {"image": ("a\r\nb.jpg", jpeg(24, 18), "image/jpeg")}
+    response = client.post("/v1/cutout", files=files)
+    assert response.status_code == 200, response.text
+    header = response.headers["content-disposition"]
+    assert header.startswith('inline; filename="a_0D_0Ab-nobg.png"; ')  # no % in the fallback
+    assert suggested_name(header) == "a%0D%0Ab-nobg.png"
 
 
 def test_mask_follows_the_refine_option(client: TestClient, tiny_segmenter) -> None:
@@ -154,7 +245,22 @@ BAD_REQUESTS = {
     "negative max_megapixels": (
         {"content": jpeg(), "params": {"max_megapixels": "-1"}},
         422,
-        "max_megapixels: Input should be greater than 0",
+        "max_megapixels: Input should be greater than or equal to 0.000001",
+    ),
+    "max_megapixels under one pixel": (  # 5e-324 was a valid option that refused everything
+        {"content": jpeg(), "params": {"max_megapixels": "5e-324"}},
+        422,
+        "max_megapixels: Input should be greater than or equal to 0.000001",
+    ),
+    "infinite max_megapixels": (
+        {"content": jpeg(), "params": {"max_megapixels": "inf"}},
+        422,
+        "max_megapixels: Input should be a finite number",
+    ),
+    "misspelt option": (  # not silently ignored
+        {"content": jpeg(), "params": {"refnie": "false"}},
+        422,
+        "refnie: Extra inputs are not permitted",
     ),
 }
 
@@ -216,6 +322,62 @@ def test_health_and_docs(client: TestClient, tiny_segmenter) -> None:
     body = schema["paths"]["/v1/cutout"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body and "image/*" in body
     assert client.get("/docs").status_code == 200
+
+
+def image_operations(schema: dict) -> dict[str, dict]:
+    return {
+        path: schema["paths"][path]["post"] for path in ("/v1/cutout", "/v1/mask", "/v1/composite")
+    }
+
+
+@pytest.mark.parametrize("api_key", [None, "open sesame"], ids=["no key", "key"])
+def test_openapi_declares_the_key_only_when_there_is_one(tiny_segmenter, api_key) -> None:
+    settings = Settings(api_key=api_key, max_upload_mb=7, max_megapixels=3)
+    schema = create_app(settings, segmenter=tiny_segmenter).openapi()
+    keyed = api_key is not None
+    assert ("securitySchemes" in schema.get("components", {})) == keyed
+    for operation in image_operations(schema).values():
+        assert ("security" in operation) == keyed
+        assert ("401" in operation["responses"]) == keyed
+        # What no schema can say, in words, with this server's numbers:
+        assert "at least 1 x 1 pixel and at most 3 megapixels" in operation["description"]
+        assert "at most 7 MB" in operation["description"]
+        assert "7 MB" in operation["responses"]["413"]["description"]
+    assert "security" not in schema["paths"]["/health"]["get"]
+
+
+def test_openapi_states_what_the_server_checks(client: TestClient) -> None:
+    operations = image_operations(client.get("/openapi.json").json())
+    for path, operation in operations.items():
+        params = {p["name"]: p["schema"] for p in operation["parameters"]}
+        assert params["max_megapixels"] == {
+            "description": params["max_megapixels"]["description"],
+            "type": "number",
+            "minimum": 1e-06,
+            "title": "Max Megapixels",
+        }
+        assert params["refine"]["type"] == "boolean"
+        form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["required"] == ["image"]
+        assert form["properties"]["image"] == {
+            "type": "string",
+            "format": "binary",
+            "description": "the photo",
+        }
+        assert ("background" in form["properties"]) == (path == "/v1/composite")
+        ok = operation["responses"]["200"]
+        assert ok["headers"]["Server-Timing"]["required"] is True
+    assert operations["/v1/composite"]["parameters"][-1]["schema"]["enum"] == ["png", "jpeg"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (3, 2), (1, 40)])
+def test_the_smallest_images_give_a_result_of_their_size(client: TestClient, size) -> None:
+    """Any image with pixels works, down to 1 x 1, on every endpoint."""
+    data = encode(Image.fromarray(synthetic_photo(*size, seed=4)), "PNG")
+    for endpoint, mode in [("/v1/cutout", "RGBA"), ("/v1/mask", "L"), ("/v1/composite", "RGB")]:
+        response = client.post(endpoint, content=data)
+        assert response.status_code == 200, (endpoint, response.text)
+        assert (decoded(response.content).mode, decoded(response.content).size) == (mode, size)
 
 
 def test_api_key_is_required_when_set(tiny_segmenter) -> None:

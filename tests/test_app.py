@@ -52,13 +52,19 @@ def app(tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppT
     _RecordingManager.instances.clear()
 
 
-def download_bytes(button) -> bytes:
-    """Click an st.download_button of the last AppTest run the way the server does."""
+def downloaded_file(button):
+    """Click an st.download_button of the last AppTest run the way the server does: the
+    stored file (its ``content``, and the ``filename`` the browser is told)."""
     manager = _RecordingManager.instances[-1]
     url = button.proto.url
     if button.proto.deferred_file_id:
         url = manager.execute_deferred(button.proto.deferred_file_id)
-    return manager.storage.get_file(url.rsplit("/", 1)[-1]).content
+    return manager.storage.get_file(url.rsplit("/", 1)[-1])
+
+
+def download_bytes(button) -> bytes:
+    """The bytes a click on an st.download_button gives."""
+    return downloaded_file(button).content
 
 
 def buttons_by_prefix(at: AppTest, prefix: str) -> list:
@@ -153,6 +159,34 @@ def test_batch_with_a_bad_file_zips_the_good_ones(app: AppTest) -> None:
     )
     second = Image.open(io.BytesIO(archive.read("second-nobg.png")))
     assert (second.mode, second.size) == ("RGBA", (200, 300))
+
+
+def test_odd_upload_names_give_readable_downloads_and_zip_entries(app: AppTest) -> None:
+    """Names in any script, with quotes, line breaks, paths or 300 characters: each
+    download keeps the readable part, and zipfile reads every entry back (UTF-8 flag)."""
+    long_name = "长" * 150 + "x" * 146 + ".jpg"
+    uploads = ["人像照片.jpg", 'say "cheese"\r\n.jpg', "../../Фото.jpg", long_name]
+    at = app.run()
+    uploader = at.file_uploader(key="photos")
+    for i, name in enumerate(uploads):
+        uploader.upload(name, jpeg_bytes((40 + i, 30)), "image/jpeg")
+    at.run()
+    assert_clean(at)
+    assert not at.error
+
+    assert downloaded_file(buttons_by_prefix(at, "nobg-")[0]).filename == "人像照片-nobg.png"
+
+    archive = zipfile.ZipFile(io.BytesIO(download_bytes(at.download_button(key="zip-all"))))
+    entries = {entry.filename: entry for entry in archive.infolist()}
+    assert len(entries) == 3 * len(uploads)
+    for stem in ("人像照片", "say_cheese", "Фото"):
+        assert f"{stem}-nobg.png" in entries and f"{stem}-background.jpg" in entries
+    long_entries = [name for name in entries if name.startswith("长" * 70)]
+    assert len(long_entries) == 3 and all(len(n.encode()) <= 255 for n in long_entries)
+    for name, entry in entries.items():
+        assert bool(entry.flag_bits & 0x800) == (not name.isascii())
+        with Image.open(io.BytesIO(archive.read(entry))) as image:
+            assert image.size[1] == 30
 
 
 def test_display_controls_do_not_rerun_the_network(

@@ -19,8 +19,8 @@ from PIL import Image
 
 from segmentation import ImageError
 
-#: Smallest side load_image accepts (its ``min_side`` default).
-MIN_SIDE = 8
+#: Smallest side load_image accepts (its ``min_side`` default): any image with pixels.
+MIN_SIDE = 1
 
 SETTINGS = settings(
     max_examples=60,
@@ -112,7 +112,7 @@ def predict_or_image_error(segmenter, data: bytes, refine: bool = True):
 def test_random_images_give_a_full_size_mask(
     tiny_segmenter, fmt_mode: tuple[str, str], width: int, height: int, seed: int, refine: bool
 ) -> None:
-    """Any real image of any mode: a mask of its size in [0, 1]; below 8 px, 'too small'."""
+    """Any real image of any mode, down to 1 x 1: a mask of its size in [0, 1]."""
     fmt, mode = fmt_mode
     try:
         data = encode(make_image(mode, width, height, seed), fmt)
@@ -191,12 +191,13 @@ def test_rgb_arrays_give_a_full_size_mask(
 @example(shape=[0, 0], dtype=np.uint8, seed=0)  # empty arrays: edge cases worth pinning
 @example(shape=[0, 12, 1], dtype=np.uint8, seed=0)
 @example(shape=[12, 0, 4], dtype=np.uint8, seed=0)
-@example(shape=[8, 8], dtype=np.uint8, seed=0)  # the smallest usable image
+@example(shape=[1, 1], dtype=np.uint8, seed=0)  # the smallest usable image
+@example(shape=[2, 3, 3], dtype=np.uint8, seed=0)
 def test_any_array_gives_a_mask_or_image_error(
     tiny_segmenter, shape: list[int], dtype: type, seed: int
 ) -> None:
-    """Arrays of any shape and dtype: a full-size mask for (H, W[, 1|3|4]) uint8 of at
-    least 8 px a side, ImageError for everything else (never IndexError or a crash)."""
+    """Arrays of any shape and dtype: a full-size mask for (H, W[, 1|3|4]) uint8 with at
+    least one pixel, ImageError for everything else (never IndexError or a crash)."""
     rng = np.random.default_rng(seed)
     array = np.asarray((rng.random(shape) * 255).astype(dtype))
     usable = (

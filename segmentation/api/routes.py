@@ -28,15 +28,16 @@ from segmentation.api.dependencies import (
     require_api_key,
 )
 from segmentation.api.schemas import (
-    ERRORS,
-    IMAGE_BODY,
     CompositeOptions,
     Health,
     Options,
-    png_response,
+    image_body,
+    image_responses,
+    limits_text,
 )
 from segmentation.api.settings import Settings
 from segmentation.errors import ImageError
+from segmentation.filenames import content_disposition, download_name
 from segmentation.io import encode_jpeg, encode_png, load_image
 from segmentation.segmenter import load_segmenter
 
@@ -65,12 +66,15 @@ def create_app(settings: Settings | None = None, segmenter: Any = None) -> FastA
         )
         yield
 
+    keyed = settings.api_key is not None
     app = FastAPI(
         title="Background remover for photos of people",
         version=__version__,
         description="Transparent cutouts, masks and composites at the photo's full "
         "resolution. Send the photo as a multipart file field `image` or as the raw "
-        f"request body. When the server has an API key, send it in `{API_KEY_HEADER}`.",
+        "request body. "
+        + limits_text(settings.max_upload_mb, settings.max_megapixels)
+        + (f" This server needs its API key in the `{API_KEY_HEADER}` header." if keyed else ""),
         lifespan=lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -87,36 +91,49 @@ def create_app(settings: Settings | None = None, segmenter: Any = None) -> FastA
             api_key_required=settings.api_key is not None,
         )
 
+    def responses(media_types: list[str], description: str) -> dict[int | str, Any]:
+        """The image endpoints' answers, with this server's limits and key."""
+        return image_responses(
+            media_types,
+            description,
+            max_upload_mb=settings.max_upload_mb,
+            max_megapixels=settings.max_megapixels,
+            api_key=keyed,
+        )
+
     _add_image_route(
         app,
         "/v1/cutout",
         "The person cut out: an RGBA PNG the size of the photo.",
         Options,
-        png_response("RGBA PNG: the person on transparency, full resolution"),
+        responses(["image/png"], "RGBA PNG: the person on transparency, full resolution"),
         encode=lambda result, options, _: result.cutout_png(options.decontaminate),
         media=lambda options: ("image/png", "nobg.png"),
+        settings=settings,
     )
     _add_image_route(
         app,
         "/v1/mask",
         "The soft mask as a greyscale PNG.",
         Options,
-        png_response("8-bit greyscale PNG, 255 = person, the photo's size"),
+        responses(["image/png"], "8-bit greyscale PNG, 255 = person, the photo's size"),
         encode=lambda result, options, _: result.mask_png(),
         media=lambda options: ("image/png", "mask.png"),
+        settings=settings,
     )
     _add_image_route(
         app,
         "/v1/composite",
         "The person on a colour, a blurred copy of the photo, or an uploaded image.",
         CompositeOptions,
-        {200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "RGB"}, **ERRORS},
+        responses(["image/png", "image/jpeg"], "RGB PNG or JPEG (`format`), the photo's size"),
         encode=_encode_composite,
         media=lambda options: (
             ("image/jpeg", "background.jpg")
             if options.format == "jpeg"
             else ("image/png", "background.png")
         ),
+        settings=settings,
         takes_background=True,
     )
     return app
@@ -136,13 +153,15 @@ def _add_image_route(
     *,
     encode: Encode,
     media: Media,
+    settings: Settings,
     takes_background: bool = False,
 ) -> None:
-    """Register ``POST path``: the photo in, ``encode``'s bytes out (API key checked).
+    """Register ``POST path``: the photo in, ``encode``'s bytes out.
 
-    With ``takes_background`` the request may bring a background: an uploaded image
-    (the multipart file 'background', decoded in the worker thread) or a colour / 'blur'
-    (a form field 'background', else the query's), parsed before any work.
+    The API key is checked, and declared in the OpenAPI document, only when the server
+    has one. With ``takes_background`` the request may bring a background: an uploaded
+    image (the multipart file 'background', decoded in the worker thread) or a colour /
+    'blur' (a form field 'background', else the query's), parsed before any work.
     """
 
     async def endpoint(
@@ -169,11 +188,11 @@ def _add_image_route(
     app.post(
         path,
         name=path.rsplit("/", 1)[-1],
-        description=description,
+        description=f"{description} {limits_text(settings.max_upload_mb, settings.max_megapixels)}",
         response_class=Response,
         responses=responses,
-        openapi_extra=IMAGE_BODY,
-        dependencies=[Depends(require_api_key)],
+        openapi_extra=image_body(takes_background),
+        dependencies=[Depends(require_api_key)] if settings.api_key is not None else [],
         tags=["images"],
     )(endpoint)
 
@@ -233,8 +252,8 @@ async def _respond(
         "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
     }
     if upload.name:
-        stem = Path(upload.name).stem.replace('"', "") or "image"
-        headers["Content-Disposition"] = f'inline; filename="{stem}-{suffix}"'
+        name = download_name(upload.name, f"-{suffix}")
+        headers["Content-Disposition"] = content_disposition(name)
     return Response(data, media_type=media_type, headers=headers)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segmentation.filenames import disk_relpath, partial_name
 from segmentation.io import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def list_jobs(
         for entry in in_fs.get_file_info(selector):
             if entry.type != pyarrow.fs.FileType.File:
                 continue
+            _require_utf8_path(entry)
             rel = posixpath.relpath(entry.path, in_root)
             if posixpath.splitext(rel)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
@@ -86,11 +88,22 @@ def list_jobs(
         stem = posixpath.splitext(rel)[0]
         stems[stem] = stems.get(stem, 0) + 1
     jobs = []
+    local = isinstance(out_fs, pyarrow.fs.LocalFileSystem)  # its names have limits
     for path, rel, size in found:
         stem, ext = posixpath.splitext(rel)
-        name = stem + (ext if stems[stem] > 1 else "") + suffix
+        name = stem + (ext if stems[stem] > 1 else "")
+        name = disk_relpath(name, suffix) if local else name + suffix
         jobs.append(Job(path, posixpath.join(out_root, name), int(size or 0)))
     return jobs
+
+
+def _require_utf8_path(entry: Any) -> None:
+    """pyarrow cannot read a name that is not UTF-8 (its paths are str): say so, once."""
+    try:
+        entry.path  # noqa: B018 (decoded on access)
+    except UnicodeDecodeError as exc:
+        name = bytes(exc.object).decode("utf-8", "backslashreplace")
+        raise ValueError(f"{name}: not a UTF-8 name, which batch cannot list: rename it") from None
 
 
 def _same_fs(a: Any, b: Any) -> bool:
@@ -116,7 +129,7 @@ def write_whole(out_fs: Any, path: str, data: bytes) -> None:
     parent, name = posixpath.split(path)
     if isinstance(out_fs, pyarrow.fs.LocalFileSystem):
         out_fs.create_dir(parent, recursive=True)
-        partial = posixpath.join(parent, f".{name}.part")  # hidden: never listed as input
+        partial = posixpath.join(parent, partial_name(name))  # hidden: never listed as input
         with out_fs.open_output_stream(partial) as stream:
             stream.write(data)
         out_fs.move(partial, path)

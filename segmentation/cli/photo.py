@@ -21,6 +21,7 @@ from segmentation.cli.common import (
     positive_float,
     run_jobs,
 )
+from segmentation.filenames import disk_name
 from segmentation.io import IMAGE_EXTENSIONS, encode_png
 from segmentation.resources import MODEL_ENV
 
@@ -150,7 +151,7 @@ def collect_inputs(
         counts[rel] = counts.get(rel, 0) + 1
     jobs = []
     for source, rel in sources:
-        name = rel.name + (source.suffix if counts[rel] > 1 else "") + ".png"
+        name = disk_name(rel.name, (source.suffix if counts[rel] > 1 else "") + ".png")
         target = outdir / rel.parent / name
         if target.resolve() == source.resolve():
             failures.append((source, "the output would overwrite this input: use another -o"))

@@ -23,6 +23,7 @@ from segmentation.cli.common import (
     positive_float,
     run_jobs,
 )
+from segmentation.filenames import disk_name
 from segmentation.video import OUTPUT_FORMATS, VIDEO_EXTENSIONS
 
 DESCRIPTION = """\
@@ -202,7 +203,7 @@ def collect_videos(
     pairs: list[tuple[Path, Path]] = []
     failures: list[tuple[Path, str]] = []
     for source, rel in found_inputs(inputs, VIDEO_EXTENSIONS, outdir, "videos", failures):
-        target = outdir / rel.parent / (rel.name + suffix)
+        target = outdir / rel.parent / disk_name(rel.name, suffix)
         if target.resolve() == source.resolve():
             failures.append((source, "the output would overwrite this input: use another -o"))
         elif any(t == target for _, t in pairs):
