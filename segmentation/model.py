@@ -23,6 +23,10 @@ DEFAULT_DECODER_FILTERS: tuple[int, ...] = (96, 64, 32, 16)
 #: training weights for thousands of steps, so validation in inference mode collapses.
 #: 0.99 tracks the weights within ~100 steps.
 ENCODER_BN_MOMENTUM = 0.99
+#: The 1x1 conv heads on the last decoder block: every person (channel 0) and, with
+#: ``subject_head``, the main subject (channel 1).
+PERSON_HEAD = "head_conv"
+SUBJECT_HEAD = "subject_conv"
 
 
 def build_unet(
@@ -33,6 +37,7 @@ def build_unet(
     *,
     residual_blocks: int = 0,
     global_context: bool = False,
+    subject_head: bool = False,
 ) -> keras.Model:
     """Build the person-segmentation network.
 
@@ -49,13 +54,17 @@ def build_unet(
         global_context: gate the bottleneck's channels by the whole image's pooled
             features (as MobileNetV3's LR-ASPP head does), so what counts as the person
             can depend on everything in the photo.
+        subject_head: a second 1x1 conv head (``subject_conv``) on the same decoder
+            features, for the main subject (the person or group the photo is of) at no
+            extra run time: the output gets a second channel.
 
     Both extras start as the identity (zero-initialised last scale), so a network
     warm-started from one without them (:func:`copy_matching_weights`) begins with
     exactly its predictions.
 
     Returns:
-        A model mapping (B, S, S, 3) RGB to (B, S, S, 1) person probability.
+        A model mapping (B, S, S, 3) RGB to (B, S, S, 1) person probability, or with
+        ``subject_head`` to (B, S, S, 2): every person, then the main subject.
     """
     if len(decoder_filters) != len(ENCODER_SKIP_LAYERS):
         raise ValueError(f"decoder_filters needs {len(ENCODER_SKIP_LAYERS)} values")
@@ -86,8 +95,11 @@ def build_unet(
         if i < residual_blocks:
             x = _residual_unit(x, filters, name=f"decoder_block{i + 1}_residual")
 
-    x = layers.Conv2D(1, 1, name="head_conv")(x)
-    x = layers.UpSampling2D(2, interpolation="bilinear", name="head_upsample")(x)
+    logits = layers.Conv2D(1, 1, name=PERSON_HEAD)(x)
+    if subject_head:
+        subject = layers.Conv2D(1, 1, name=SUBJECT_HEAD)(x)
+        logits = layers.Concatenate(name="heads_concat")([logits, subject])
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="head_upsample")(logits)
     probability = layers.Activation("sigmoid", dtype="float32", name="mask")(x)
     return keras.Model(encoder.input, probability, name=name)
 
@@ -110,6 +122,7 @@ def architecture_of(model: keras.Model) -> dict:
         "decoder_filters": decoder_filters_of(model),
         "residual_blocks": residual_blocks,
         "global_context": "context_gate" in names,
+        "subject_head": SUBJECT_HEAD in names,
     }
 
 
@@ -118,6 +131,8 @@ def copy_matching_weights(source: keras.Model, target: keras.Model) -> list[str]
 
     Returns the names of the target's layers with weights that ``source`` lacks: they
     keep their initial values (the identity, for the extras of :func:`build_unet`).
+    A subject head that ``source`` lacks is no such layer: it starts as a copy of the
+    person head, so the subject channel starts equal to the person channel.
 
     Raises:
         ValueError: a layer of both models whose weights differ in shape.
@@ -129,13 +144,19 @@ def copy_matching_weights(source: keras.Model, target: keras.Model) -> list[str]
         try:
             donor = source.get_layer(layer.name)
         except ValueError:
-            fresh.append(layer.name)
-            continue
+            if layer.name != SUBJECT_HEAD or not _has_layer(source, PERSON_HEAD):
+                fresh.append(layer.name)
+                continue
+            donor = source.get_layer(PERSON_HEAD)
         shapes = [w.shape for w in donor.get_weights()]
         if shapes != [w.shape for w in layer.get_weights()]:
             raise ValueError(f"layer {layer.name}: weights {shapes} do not fit")
         layer.set_weights(donor.get_weights())
     return fresh
+
+
+def _has_layer(model: keras.Model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
 
 
 def _global_context_gate(x: keras.KerasTensor, filters: int, name: str):

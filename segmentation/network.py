@@ -11,6 +11,11 @@ validation photos (6e-6 at most).
 Both backends take a (1, S, S, 3) float32 batch of 0..255 RGB and return (S, S)
 float32 probabilities. Neither is thread-safe on its own; the Segmenter serialises
 calls with its lock.
+
+A model built with ``subject_head`` has ``channels == 2``: channel 0 is every person,
+channel 1 the main subject. Calling the network still gives channel 0, so code that
+knows one channel is unchanged; ``network(batch, channel=1)`` gives the subject map
+and ``network.maps(batch)`` all of them, (S, S, C), from one pass.
 """
 
 from __future__ import annotations
@@ -33,10 +38,37 @@ class Network(Protocol):
 
     input_size: int
     runtime: str
+    #: Output channels: 1 (every person) or 2 (every person, the main subject).
+    channels: int
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """(S, S) float32 probabilities of a (1, S, S, 3) float32 batch."""
+    def __call__(self, batch: np.ndarray, channel: int = 0) -> np.ndarray:
+        """(S, S) float32 probabilities of ``channel`` for a (1, S, S, 3) float32 batch."""
         ...
+
+    def maps(self, batch: np.ndarray) -> np.ndarray:
+        """(S, S, C) float32 probabilities of every channel, from one network pass."""
+        ...
+
+
+class _Channels:
+    """``__call__`` as one channel of ``maps``; the backends implement ``maps``."""
+
+    channels: int
+
+    def maps(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, batch: np.ndarray, channel: int = 0) -> np.ndarray:
+        if not 0 <= channel < self.channels:
+            raise ValueError(f"channel {channel} of a {self.channels}-channel network")
+        return np.ascontiguousarray(self.maps(batch)[:, :, channel])
+
+
+def _output_channels(shape: tuple, source: object) -> int:
+    """The channels of a (1 or B, S, S, C) output: 1 or 2, else a ValueError."""
+    if len(shape) != 4 or shape[3] not in (1, 2):
+        raise ValueError(f"{source}: expected a (B, S, S, 1 or 2) output, got {shape}")
+    return int(shape[3])
 
 
 def tflite_sibling(keras_path: Path) -> Path | None:
@@ -82,7 +114,7 @@ def load_network(keras_path: Path, runtime: Runtime = "auto") -> Network:
     return KerasNetwork(keras_path)
 
 
-class LiteRTNetwork:
+class LiteRTNetwork(_Channels):
     """A .tflite model on the LiteRT interpreter (XNNPACK delegate, all cores)."""
 
     runtime = "litert"
@@ -103,17 +135,18 @@ class LiteRTNetwork:
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2] or inp["dtype"] != np.float32:
             raise ValueError(f"expected a float32 (1, S, S, 3) input, got {shape}")
         self.input_size = shape[1]
+        self.channels = _output_channels(tuple(int(s) for s in out["shape"]), path)
         self._interpreter = interpreter
         self._input, self._output = inp["index"], out["index"]
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def maps(self, batch: np.ndarray) -> np.ndarray:
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()
         # get_tensor copies: the interpreter reuses its buffer on the next call.
-        return self._interpreter.get_tensor(self._output)[0, :, :, 0]
+        return self._interpreter.get_tensor(self._output)[0]
 
 
-class KerasNetwork:
+class KerasNetwork(_Channels):
     """The .keras model, loaded with safe_mode and traced once with tf.function."""
 
     runtime = "keras"
@@ -132,6 +165,7 @@ class KerasNetwork:
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
             raise ValueError(f"{path}: expected a (B, S, S, 3) input, got {shape}")
         self.input_size = int(shape[1] or DEFAULT_INPUT_SIZE)
+        self.channels = _output_channels(tuple(model.output_shape), path)
         self._model = model
         size = self.input_size
         # A traced graph runs the network ~8x faster than eager calls on a CPU.
@@ -145,5 +179,5 @@ class KerasNetwork:
     def _call_model(self, x):
         return self._model(x, training=False)
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._forward(batch), dtype=np.float32)[0, :, :, 0]
+    def maps(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._forward(batch), dtype=np.float32)[0]

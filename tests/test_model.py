@@ -70,8 +70,18 @@ def test_trained_extras_change_the_output() -> None:
 
 def test_architecture_of_reads_back_what_was_built() -> None:
     for kwargs in (
-        {"decoder_filters": TINY, "residual_blocks": 0, "global_context": False},
-        {"decoder_filters": (16, 8, 8, 8), "residual_blocks": 3, "global_context": True},
+        {
+            "decoder_filters": TINY,
+            "residual_blocks": 0,
+            "global_context": False,
+            "subject_head": False,
+        },
+        {
+            "decoder_filters": (16, 8, 8, 8),
+            "residual_blocks": 3,
+            "global_context": True,
+            "subject_head": True,
+        },
     ):
         assert architecture_of(build_unet(64, **kwargs)) == kwargs
 
@@ -92,3 +102,46 @@ def test_export_keeps_the_extras_and_converts_them(tmp_path: Path) -> None:
     assert architecture_of(loaded) == architecture_of(model)
     assert loaded.input_shape[1] == 96
     assert exported.with_suffix(".tflite").is_file()
+
+
+def test_subject_head_adds_a_named_second_channel() -> None:
+    plain, two = build_unet(64, TINY), build_unet(64, TINY, subject_head=True)
+    assert plain.output_shape == (None, 64, 64, 1)
+    assert two.output_shape == (None, 64, 64, 2)
+    names = {layer.name for layer in two.layers}
+    assert {"head_conv", "subject_conv", "heads_concat"} <= names
+    assert "subject_conv" not in {layer.name for layer in plain.layers}
+    assert two.get_layer("subject_conv").input is two.get_layer("head_conv").input
+    assert two.count_params() == plain.count_params() + 8 + 1  # one 1x1 conv on 8 channels
+
+
+def test_warm_start_from_one_channel_starts_the_subject_as_the_person() -> None:
+    keras.utils.set_random_seed(0)
+    plain = _randomised(build_unet(64, TINY, residual_blocks=1, global_context=True))
+    head = plain.get_layer("head_conv")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 10, bias])  # maps that vary, not 0.5 everywhere
+    two = build_unet(64, TINY, residual_blocks=1, global_context=True, subject_head=True)
+    fresh = copy_matching_weights(plain, two)
+    assert "subject_conv" not in fresh
+    x = _photo()
+    one, both = np.asarray(plain(x)), np.asarray(two(x))
+    assert one.std() > 0.01
+    np.testing.assert_allclose(both[..., 0], one[..., 0], atol=1e-5)  # person unchanged
+    np.testing.assert_array_equal(both[..., 1], both[..., 0])
+    subject = two.get_layer("subject_conv")
+    subject.set_weights([-w for w in subject.get_weights()])
+    changed = np.asarray(two(x))
+    np.testing.assert_array_equal(changed[..., 0], both[..., 0])  # heads are independent
+    assert np.abs(changed[..., 1] - both[..., 1]).max() > 0.02
+
+
+def test_export_keeps_the_subject_head(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run.keras"
+    model = _randomised(build_unet(64, TINY, subject_head=True))
+    model.save(checkpoint)
+    exported = export_model(checkpoint, tmp_path / "out.keras")
+    loaded = keras.saving.load_model(exported, compile=False, safe_mode=True)
+    assert architecture_of(loaded)["subject_head"] and loaded.output_shape[-1] == 2
+    x = _photo()
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)

@@ -135,3 +135,56 @@ def test_export_can_convert_an_exported_model_alone(converted: Path, tmp_path: P
     assert tflite_sibling(keras_path) == keras_path.with_suffix(".tflite")
     main([str(converted), str(tmp_path / "plain.keras"), "--no-tflite"])
     assert not (tmp_path / "plain.tflite").exists()
+
+
+@pytest.fixture(scope="module")
+def two_channel(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> Path:
+    """The tiny model with a subject head (its own weights, so its maps differ), exported
+    as .keras and .tflite."""
+    import keras
+
+    from segmentation.model import build_unet, copy_matching_weights
+    from train.export import export_model
+
+    folder = tmp_path_factory.mktemp("two_channel")
+    model = build_unet(64, (8, 8, 8, 8), subject_head=True)
+    copy_matching_weights(keras.saving.load_model(tiny_model_path, compile=False), model)
+    subject = model.get_layer("subject_conv")
+    subject.set_weights([-w for w in subject.get_weights()])  # the person map's negative
+    model.save(folder / "run.keras")
+    return export_model(folder / "run.keras", folder / "two.keras")
+
+
+@pytest.mark.parametrize("runtime", ["litert", "keras"])
+def test_a_two_channel_network_gives_the_person_map_by_default(
+    two_channel: Path, runtime: str
+) -> None:
+    from segmentation.network import load_network
+
+    network = load_network(two_channel, runtime)  # type: ignore[arg-type]
+    assert network.runtime == runtime and network.channels == 2
+    batch = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    maps = network.maps(batch)
+    person, subject = network(batch), network(batch, channel=1)
+    assert maps.shape == (64, 64, 2) and person.shape == subject.shape == (64, 64)
+    assert person.dtype == np.float32 and person.flags.c_contiguous
+    np.testing.assert_allclose(person, maps[..., 0], atol=1e-6)
+    np.testing.assert_allclose(subject, maps[..., 1], atol=1e-6)
+    np.testing.assert_allclose(subject, 1 - person, atol=1e-4)  # sigmoid(-z) = 1 - sigmoid(z)
+    assert person.std() > 0.05
+    with pytest.raises(ValueError, match="channel 2"):
+        network(batch, channel=2)
+    probability = Segmenter(two_channel, runtime=runtime).predict_probability(photo(90, 70))
+    assert probability.shape == (64, 64)  # the Segmenter still sees one map
+
+
+def test_a_one_channel_network_has_no_subject_map(converted: Path) -> None:
+    from segmentation.network import load_network
+
+    for runtime in ("litert", "keras"):
+        network = load_network(converted, runtime)  # type: ignore[arg-type]
+        assert network.channels == 1
+        batch = np.zeros((1, 64, 64, 3), np.float32)
+        assert network.maps(batch).shape == (64, 64, 1)
+        with pytest.raises(ValueError, match="channel 1 of a 1-channel"):
+            network(batch, channel=1)

@@ -17,18 +17,26 @@ from PIL import Image
 
 from segmentation import Segmenter
 from train.data import (
+    PASSER_BY_MAX_SHARE,
+    SUBJECT_PASTE_MIN_HEIGHT,
+    SUBJECT_RULE_WEIGHT,
     AugmentConfig,
     DatasetError,
+    SubjectLabels,
     augment,
     build_cache,
+    build_subject_cache,
     geometric,
+    make_dataset,
     make_mixed_dataset,
     paste_person,
+    paste_person_with_subject,
     read_backgrounds,
     read_split,
+    rule_subject,
 )
 from train.export import export_model
-from train.metrics import BceDiceLoss, boundary_band
+from train.metrics import BceDiceLoss, MeanImageScore, boundary_band
 from train.train import main as train_main
 from train.train import parse_fraction_range, parse_source
 
@@ -484,3 +492,213 @@ def test_soup_of_an_extended_run_and_a_plain_one_scales_the_extras_down(tmp_path
 
     with pytest.raises(ValueError, match="are not in the first"):
         soup([plain_path, extended_path], tmp_path / "backwards.keras")
+
+
+# --- The subject head's labels (channel 1: the person or group the photo is of) ------
+
+
+def _crop_with_person(rows: slice, cols: slice, size: int = 64) -> tuple[tf.Tensor, np.ndarray]:
+    """A grey crop whose (S, S, 2) label holds one person, who is also its subject."""
+    label = np.zeros((size, size, 2), np.float32)
+    label[rows, cols] = 1.0
+    return tf.fill((size, size, 3), 90.0), label
+
+
+def _paste_with_subject(crop, label, weight, cfg, seed):
+    """The pasted image, (S, S, 2) label and weight, and the pasted figure's own alpha
+    (the same random placement, by the same seed, through :func:`paste_person`)."""
+    person, person_mask = _standing_figure()
+    figure = tf.constant(person), tf.constant(person_mask)
+    tf.random.set_seed(seed)
+    image, out, w = paste_person_with_subject(
+        crop, tf.constant(label), tf.constant(weight), *figure, figure[1], cfg
+    )
+    tf.random.set_seed(seed)
+    _, alpha = paste_person(crop, tf.zeros_like(crop[..., :1]), *figure, cfg)
+    return image.numpy(), out.numpy(), float(w), alpha.numpy()[..., 0]
+
+
+def test_a_large_paste_becomes_the_subject_and_the_crops_people_background():
+    crop, label = _crop_with_person(slice(24, 48), slice(0, 8))  # 0.375 of the frame high
+    large = AugmentConfig(paste_height=(0.85, 0.9))
+    for seed in range(4):
+        _, out, weight, alpha = _paste_with_subject(crop, label, 0.5, large, seed)
+        assert (alpha.max(axis=1) > 0.5).sum() >= SUBJECT_PASTE_MIN_HEIGHT * 64
+        assert weight == 1.0  # known by construction, whatever the crop's own weight
+        np.testing.assert_allclose(out[..., 0], alpha + (1 - alpha) * label[..., 0], atol=1e-5)
+        np.testing.assert_allclose(out[..., 1], alpha, atol=1e-5)  # the pasted one alone
+        assert (out[24:48, 0:8, 0] >= 0.999).all()  # channel 0 still holds the crop's person
+
+
+def test_a_small_paste_is_a_passer_by_in_the_subject_channel():
+    crop, label = _crop_with_person(slice(4, 64), slice(0, 10))  # the subject: 60 px high
+    small = AugmentConfig(paste_height=(0.1, 0.2))
+    assert 0.2 * 1.1 < PASSER_BY_MAX_SHARE * 60 / 64
+    for seed in range(4):
+        _, out, weight, alpha = _paste_with_subject(crop, label, 0.5, small, seed)
+        assert (alpha > 0.5).sum() > 10
+        np.testing.assert_allclose(out[..., 0], alpha + (1 - alpha) * label[..., 0], atol=1e-5)
+        # The crop's subject, less where the passer-by hides it; the passer-by background.
+        np.testing.assert_allclose(out[..., 1], (1 - alpha) * label[..., 1], atol=1e-5)
+        assert weight == 0.5  # as sure as the crop's own subject was
+
+
+def test_a_paste_neither_large_nor_small_leaves_the_subject_unweighted():
+    crop, label = _crop_with_person(slice(10, 50), slice(0, 8))  # 40 px high
+    middle = AugmentConfig(paste_height=(0.5, 0.55))
+    for seed in range(2):
+        _, out, weight, alpha = _paste_with_subject(crop, label, 1.0, middle, seed)
+        assert weight == 0.0  # about the subject's size: who the photo is of is unclear
+        np.testing.assert_allclose(out[..., 1], (1 - alpha) * label[..., 1], atol=1e-5)
+
+
+def test_a_person_pasted_on_a_background_photo_is_the_subject_at_any_size():
+    size = 120
+    backgrounds = (np.full((3, size, size, 3), 90, np.uint8), np.zeros((3, size, size), np.uint8))
+    photo, mask = _standing_figure()
+    pool = (photo[None].repeat(2, axis=0), mask[None].repeat(2, axis=0))
+    # Pasted under SUBJECT_PASTE_MIN_HEIGHT: a passer-by anywhere else, the subject here.
+    cfg = dataclasses.replace(GEOMETRY_ONLY, paste_probability=0.0, paste_height=(0.2, 0.4))
+    ds = make_mixed_dataset(
+        [(*backgrounds, 1.0)], 4, 32, cfg, paste_pools=[pool], seed=0,
+        subjects=[SubjectLabels.single(backgrounds[1])], paste_subjects=[pool[1]],
+    )  # fmt: skip
+    labels = np.concatenate([y.numpy() for _, y in ds.take(2)])
+    assert labels.shape == (8, 32, 32, 3)
+    assert (labels[..., 0].max(axis=(1, 2)) > 0.5).all()  # every crop got a person
+    np.testing.assert_allclose(labels[..., 1], labels[..., 0], atol=1e-6)
+    assert (labels[..., 2] == 1.0).all()
+
+
+def _two_people(size: int = 64) -> np.ndarray:
+    """A mask of a tall person on the left and a small one far to the right."""
+    mask = np.zeros((size, size), np.uint8)
+    mask[8:60, 8:24] = 255  # 832 px
+    mask[48:58, 50:54] = 255  # 40 px: under a third of the first, far from it
+    return mask
+
+
+def test_rule_subject_drops_the_small_far_person_and_weighs_the_guess_down():
+    mask = _two_people()
+    subject, weight = rule_subject(mask)
+    assert (subject[8:60, 8:24] == 255).all() and not subject[48:58, 50:54].any()
+    assert weight == SUBJECT_RULE_WEIGHT < 1
+    one = mask.copy()
+    one[48:58, 50:54] = 0
+    subject, weight = rule_subject(one)
+    np.testing.assert_array_equal(subject, one)
+    assert weight == 1.0  # one person: nobody to leave out, the label is sure
+
+
+def test_single_subject_sources_mark_every_person_and_the_rule_does_not():
+    size = 64
+    mask = _two_people(size)
+    images = np.full((4, size, size, 3), 90, np.uint8)
+    images[:, mask > 0] = 230
+    masks = mask[None].repeat(4, axis=0)
+    rule = SubjectLabels(*map(np.stack, zip(*[rule_subject(m) for m in masks], strict=True)))
+    cfg = dataclasses.replace(GEOMETRY_ONLY, zoom=(1.0, 1.0), aspect=(1.0, 1.0), rotation_degrees=0)
+    for subjects, weight in ((SubjectLabels.single(masks), 1.0), (rule, SUBJECT_RULE_WEIGHT)):
+        ds = make_mixed_dataset([(images, masks, 1.0)], 4, 64, cfg, seed=0, subjects=[subjects])
+        _, labels = next(iter(ds))
+        labels = labels.numpy()
+        assert (labels[..., 2] == weight).all()
+        assert (labels[..., 1] <= labels[..., 0] + 1e-6).all()
+        dropped = (labels[..., 0] - labels[..., 1]).sum(axis=(1, 2))
+        if weight == 1.0:
+            assert (dropped < 1e-3).all()  # single subject: the subject is the person
+        else:
+            assert (dropped > 20).all()  # the rule leaves the small far person out
+
+
+def test_subject_cache_is_the_rule_and_is_reused(tmp_path):
+    data = _write_dataset(tmp_path / "data", n_train=3, n_val=0)
+    samples = read_split(data, "train")
+    _, masks = build_cache(samples, 32, tmp_path / "cache")
+    labels = build_subject_cache(samples, masks, tmp_path / "cache")
+    files = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert labels.masks.shape == masks.shape and labels.weights.tolist() == [1.0] * 3
+    np.testing.assert_array_equal(labels.masks, masks)  # one person each: kept whole
+    again = build_subject_cache(samples, masks, tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == files
+    np.testing.assert_array_equal(again.masks, labels.masks)
+
+
+def test_validation_labels_carry_the_subject_and_a_unit_weight():
+    masks = _two_people()[None].repeat(3, axis=0)
+    images = np.zeros((3, 64, 64, 3), np.uint8)
+    subjects = SubjectLabels.single(np.stack([rule_subject(m)[0] for m in masks]))
+    (_, y), *_ = make_dataset(images, masks, 3, 64, False, subjects=subjects)
+    y = y.numpy()
+    assert y.shape == (3, 64, 64, 3) and (y[..., 2] == 1).all()
+    assert y[:, 50, 52, 0].min() > 0.99 and y[:, 50, 52, 1].max() < 0.01
+
+
+def test_subject_loss_adds_the_weighted_subject_channel():
+    rng = np.random.default_rng(0)
+    truth = (rng.uniform(size=(2, 16, 16, 2)) > 0.5).astype(np.float32)
+    pred = rng.uniform(0.05, 0.95, (2, 16, 16, 2)).astype(np.float32)
+    weights = np.array([0.0, 1.0], np.float32)
+    plane = np.broadcast_to(weights[:, None, None, None], (2, 16, 16, 1))
+    label = np.concatenate([truth, plane], axis=-1)
+    plain = BceDiceLoss(boundary_weight=2.0)
+    person = plain.call(truth[..., :1], pred[..., :1]).numpy()
+    subject = plain.call(truth[..., 1:], pred[..., 1:]).numpy()
+    for factor in (1.0, 3.0):
+        loss = BceDiceLoss(boundary_weight=2.0, subject_weight=factor).call(label, pred).numpy()
+        np.testing.assert_allclose(loss, person + factor * weights * subject, rtol=1e-5)
+    assert subject[1] > 0.1  # the weighted term is not negligible, so the test can fail
+    again = BceDiceLoss.from_config(BceDiceLoss(subject_weight=3.0).get_config())
+    assert again.subject_weight == 3.0
+
+
+def test_subject_iou_scores_channel_1_and_skips_unknown_subjects():
+    truth = np.zeros((2, 8, 8, 3), np.float32)
+    truth[:, :4, :, :2] = 1.0
+    truth[0, ..., 2], truth[1, ..., 2] = 1.0, 0.0  # the second example's subject is unknown
+    pred = np.zeros((2, 8, 8, 2), np.float32)
+    pred[:, :4, :, 0] = 1.0  # every person right
+    pred[1, :4, :, 1] = 1.0  # the subject right only where it does not count
+    person, subject = MeanImageScore("iou", channel=0), MeanImageScore("iou", channel=1)
+    person.update_state(truth, pred)
+    subject.update_state(truth, pred)
+    assert float(person.result()) == 1.0 and float(subject.result()) == 0.0
+
+
+@pytest.mark.slow
+def test_train_a_subject_head_from_a_one_channel_model_resume_and_export(
+    tmp_path, tiny_model_path, capsys
+):
+    import keras
+
+    from segmentation.network import load_network
+
+    people = _write_dataset(tmp_path / "people")
+    studio = _write_dataset(tmp_path / "studio", n_train=4, n_val=1)
+    run = tmp_path / "runs" / "subject"
+    exported = tmp_path / "weights" / "subject.keras"
+    common = [
+        "--data", f"{people}=2", "--data", f"{studio}=1", "--paste-from", str(studio),
+        "--paste-from", str(people), "--single-subject", "studio", "--out", str(run),
+        "--size", "64", "--batch", "2", "--steps-per-epoch", "2", "--decoder-filters",
+        "8,8,8,8", "--init", str(tiny_model_path), "--subject-head", "--subject-weight", "0.5",
+    ]  # fmt: skip
+    train_main([*common, "--epochs", "1"])
+    assert "the subject head starts as a copy of the person head" in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert config["subject_head"] and config["single_subject"] == ["studio"]
+    assert config["subject_weight"] == 0.5
+    with pytest.raises(SystemExit, match="subject_head"):
+        train_main([*common[:-3], "--epochs", "2", "--resume"])
+    train_main([*common, "--epochs", "2", "--resume", "--export", str(exported)])
+    with open(run / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    assert {"val_iou", "val_subject_iou", "subject_iou"} <= set(rows[0])
+    model = keras.saving.load_model(exported, compile=False, safe_mode=True)
+    assert model.output_shape == (None, 64, 64, 2)
+    network = load_network(exported)
+    assert network.runtime == "litert" and network.channels == 2
+    with pytest.raises(SystemExit, match="single-subject nowhere"):
+        train_main([*common[:8], "--single-subject", "nowhere", "--subject-head",
+                    "--out", str(tmp_path / "x")])  # fmt: skip

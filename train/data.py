@@ -2,6 +2,13 @@
 
 A data folder holds ``images/<name>.jpg``, ``masks/<name>.png`` (255 = person) and one
 ``<split>.txt`` per split listing names, as ``../shared/data/people`` does.
+
+Labels for a subject head (``build_unet(subject_head=True)``) add the main subject:
+the person or group the photo is of. A single-subject folder (VITON, the portraits,
+``train.train --single-subject``) marks one subject, so its subject is its person mask;
+a multi-person folder's subject is :func:`segmentation.subject.main_subject_probability`
+applied to its true mask (:func:`build_subject_cache`), which keeps a group whole.
+Copy-paste decides the subject of a composite (:func:`paste_person_with_subject`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ import cv2
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+import segmentation.subject
+from segmentation.subject import CORE_THRESHOLD, MIN_CORE_SHARE, main_subject_probability
+from train.metrics import SUBJECT_WEIGHT_CHANNEL
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -94,9 +105,7 @@ def build_cache(
     samples: list[Sample], size: int, cache_dir: str | Path
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode and resize every pair once into .npy files, reused by later runs."""
-    key = hashlib.sha1(
-        "\n".join(f"{s.image}:{s.image.stat().st_mtime_ns}" for s in samples).encode()
-    ).hexdigest()[:12]
+    key = _cache_key(samples)
     cache_dir = Path(cache_dir)
     images_path = cache_dir / f"{key}_{size}_images.npy"
     masks_path = cache_dir / f"{key}_{size}_masks.npy"
@@ -112,6 +121,73 @@ def build_cache(
         np.save(tmp, array)
         tmp.replace(path)
     return images, masks
+
+
+def _cache_key(samples: list[Sample]) -> str:
+    """Names a cache after its photos and their modification times."""
+    return hashlib.sha1(
+        "\n".join(f"{s.image}:{s.image.stat().st_mtime_ns}" for s in samples).encode()
+    ).hexdigest()[:12]
+
+
+#: Subject weight of a multi-person photo whose subject the rule chose (its people
+#: regions differ): the rule is a guess there, so it pulls half as hard as a known one.
+SUBJECT_RULE_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class SubjectLabels:
+    """The main subject of every example of a cache, and how much its label counts."""
+
+    #: (N, S, S) uint8, 255 = the main subject, aligned with the cache's masks.
+    masks: np.ndarray
+    #: (N,) float32 weight of each example's subject channel in the loss.
+    weights: np.ndarray
+
+    @classmethod
+    def single(cls, masks: np.ndarray) -> SubjectLabels:
+        """A single-subject source (or person-free photos): subject = person, weight 1."""
+        return cls(masks, np.ones(len(masks), np.float32))
+
+
+def rule_subject(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rule's main subject of an (H, W) uint8 person mask, and its weight.
+
+    Weight 1 where the photo holds one confident person region (nobody to leave out),
+    else :data:`SUBJECT_RULE_WEIGHT`.
+    """
+    probability = mask.astype(np.float32) / 255.0
+    subject = np.rint(main_subject_probability(probability) * 255).astype(np.uint8)
+    core = (probability >= CORE_THRESHOLD).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    regions = int((stats[1:, cv2.CC_STAT_AREA] >= MIN_CORE_SHARE * mask.size).sum())
+    return subject, 1.0 if regions <= 1 else SUBJECT_RULE_WEIGHT
+
+
+def build_subject_cache(
+    samples: list[Sample], masks: np.ndarray, cache_dir: str | Path
+) -> SubjectLabels:
+    """:func:`rule_subject` of every cached mask, stored beside the cache and reused.
+
+    The file name carries a hash of ``segmentation/subject.py``, so a changed rule
+    makes new labels instead of reusing stale ones.
+    """
+    rule = hashlib.sha1(Path(segmentation.subject.__file__).read_bytes()).hexdigest()[:8]
+    stem = f"{_cache_key(samples)}_{masks.shape[1]}_subject_{rule}"
+    masks_path = Path(cache_dir) / f"{stem}_masks.npy"
+    weights_path = Path(cache_dir) / f"{stem}_weights.npy"
+    if masks_path.is_file() and weights_path.is_file():
+        return SubjectLabels(np.load(masks_path, mmap_mode="r"), np.load(weights_path))
+    subjects = np.empty_like(masks)
+    weights = np.empty(len(masks), np.float32)
+    for i, mask in enumerate(masks):
+        subjects[i], weights[i] = rule_subject(np.asarray(mask))
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    for path, array in ((masks_path, subjects), (weights_path, weights)):
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(path)
+    return SubjectLabels(subjects, weights)
 
 
 @dataclass(frozen=True)
@@ -272,11 +348,16 @@ def _gaussian_blur(image: tf.Tensor, sigma: tf.Tensor) -> tf.Tensor:
 def geometric(
     image: tf.Tensor, mask: tf.Tensor, out_size: int, cfg: AugmentConfig
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """One random crop of photo and mask alike: RGB 0..255 float32, mask 0..1 (S, S, 1)."""
+    """One random crop of photo and mask alike: RGB 0..255 float32, mask 0..1 (S, S, C).
+
+    ``mask`` is (H, W) uint8, or (H, W, C) for several labels (every person first, then
+    the main subject), all warped alike; the crop is framed on channel 0.
+    """
     in_size = image.shape[0]
-    transform = _random_affine(in_size, out_size, cfg, mask)
+    masks = mask if len(mask.shape) == 3 else mask[..., None]
+    transform = _random_affine(in_size, out_size, cfg, masks[..., 0])
     image = _warp(tf.cast(image, tf.float32), transform, out_size)
-    mask = _warp(tf.cast(mask[..., None], tf.float32), transform, out_size)
+    mask = _warp(tf.cast(masks, tf.float32), transform, out_size)
     return image, mask / 255.0
 
 
@@ -330,12 +411,82 @@ def paste_person(
     pasted one does not hide them. ``image``/``mask`` are a crop (float, S x S);
     ``person``/``person_mask`` a cached photo and mask (uint8).
     """
+    fg, alpha = _place_person(image.shape[0], person, person_mask[..., None], cfg)
+    return alpha * fg + (1 - alpha) * image, alpha + (1 - alpha) * mask
+
+
+#: A pasted subject at least this tall (visible share of the frame's height) is near
+#: the camera, as the person a photo is of is.
+SUBJECT_PASTE_MIN_HEIGHT = 0.5
+#: ...and taller than the crop's own subject by this factor, so two people of one size
+#: (a couple) never teach that one of them is a bystander.
+SUBJECT_PASTE_TALLER = 1.1
+#: A pasted person at most this share of the crop's subject's height is a passer-by:
+#: clearly farther away than the subject.
+PASSER_BY_MAX_SHARE = 0.6
+
+
+def paste_person_with_subject(
+    image: tf.Tensor,
+    label: tf.Tensor,
+    weight: tf.Tensor,
+    person: tf.Tensor,
+    person_mask: tf.Tensor,
+    person_subject: tf.Tensor,
+    cfg: AugmentConfig,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """:func:`paste_person` for (S, S, 2) labels (every person, the main subject).
+
+    Channel 0 is the union, as there. Channel 1 (``person_subject`` is the pasted
+    photo's own subject, uint8) and ``weight`` (of channel 1) follow who the picture
+    is of now:
+
+    - a crop with nobody in it: the pasted subject, weight 1;
+    - a pasted subject at least :data:`SUBJECT_PASTE_MIN_HEIGHT` of the frame high and
+      :data:`SUBJECT_PASTE_TALLER` times the crop's subject: it alone, weight 1 (the
+      crop's people become bystanders behind it);
+    - at most :data:`PASSER_BY_MAX_SHARE` of the crop's subject's height: a passer-by,
+      so the crop's subject where the pasted person does not hide it, weight unchanged;
+    - in between (no clear answer): the crop's subject, weight 0.
+    """
     out_size = image.shape[0]
-    found, top, bottom, left, right = _person_box(person_mask)
+    masks = tf.stack([person_mask, person_subject], axis=-1)
+    fg, alphas = _place_person(out_size, person, masks, cfg)
+    alpha, pasted = alphas[..., :1], alphas[..., 1:]
+    people, subject = label[..., :1], label[..., 1:]
+    pasted_height, own_height = _visible_height(pasted), _visible_height(subject)
+    nobody = tf.reduce_max(people) < 0.5
+    large = (pasted_height >= SUBJECT_PASTE_MIN_HEIGHT) & (
+        pasted_height >= SUBJECT_PASTE_TALLER * own_height
+    )
+    small = pasted_height <= PASSER_BY_MAX_SHARE * own_height
+    takes_over = nobody | large
+    subject = tf.where(takes_over, pasted, (1 - alpha) * subject)
+    weight = tf.where(takes_over, 1.0, tf.where(small, weight, 0.0))
+    label = tf.concat([alpha + (1 - alpha) * people, subject], axis=-1)
+    return alpha * fg + (1 - alpha) * image, label, weight
+
+
+def _visible_height(mask: tf.Tensor) -> tf.Tensor:
+    """Rows spanned by an (S, S, 1) 0..1 mask's pixels above 0.5, as a share of S."""
+    rows = tf.cast(tf.where(tf.reduce_any(mask[..., 0] > 0.5, axis=1))[:, 0], tf.float32)
+    return tf.maximum(_last(rows) - _first(rows), 0.0) / mask.shape[0]
+
+
+def _place_person(
+    out_size: int, person: tf.Tensor, person_masks: tf.Tensor, cfg: AugmentConfig
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """A cached photo's person at a random place and height in an ``out_size`` frame.
+
+    ``person_masks`` is (H, W, C) uint8, channel 0 the person (it sets the placement);
+    returns the warped photo and each channel's soft alpha (S, S, C), 0 where nothing
+    was found to paste.
+    """
+    found, top, bottom, left, right = _person_box(person_masks[..., 0])
     # Feet near or below the bottom edge, anywhere across the frame; a person cut off
     # by the bottom of their photo is cut off by the bottom of this one too, and is
     # never small there: only someone near the camera is cut off by the frame.
-    cut_off = bottom >= tf.cast(tf.shape(person_mask)[0], tf.float32) - 2
+    cut_off = bottom >= tf.cast(tf.shape(person_masks)[0], tf.float32) - 2
     height = _uniform(*cfg.paste_height)
     height = tf.where(cut_off, tf.maximum(height, CUT_OFF_MIN_HEIGHT), height) * out_size
     scale = (bottom - top) / height
@@ -350,30 +501,33 @@ def paste_person(
     flip = tf.random.uniform([]) < 0.5
     transform = _affine(scale, _log_uniform(0.9, 1.1), theta, flip, centre_in, centre_out)
     fg = _warp(tf.cast(person, tf.float32), transform, out_size, "CONSTANT")
-    alpha = _warp(tf.cast(person_mask[..., None], tf.float32), transform, out_size, "CONSTANT")
+    alpha = _warp(tf.cast(person_masks, tf.float32), transform, out_size, "CONSTANT")
     alpha = _gaussian_blur(alpha / 255.0, tf.constant(0.7))  # no razor-sharp paste seam
-    alpha = tf.where(found, alpha, tf.zeros_like(alpha))
-    return alpha * fg + (1 - alpha) * image, alpha + (1 - alpha) * mask
+    return fg, tf.where(found, alpha, tf.zeros_like(alpha))
 
 
-def _stream(
-    images: np.ndarray, masks: np.ndarray, rng: np.random.Generator, shuffle: bool
-) -> tf.data.Dataset:
-    """The (photo, mask) pairs of a cache as uint8 tensors, reshuffled on every pass."""
-    n, in_size = len(images), images.shape[1]
+def _stream(arrays: Sequence[np.ndarray], rng: np.random.Generator, shuffle: bool):
+    """Aligned rows of a cache's arrays (photos, masks, ...) as tensors, reshuffled on
+    every pass."""
+    n = len(arrays[0])
 
     def generate():
         order = rng.permutation(n) if shuffle else np.arange(n)
         for i in order:
-            yield np.asarray(images[i]), np.asarray(masks[i])
+            yield tuple(np.asarray(a[i]) for a in arrays)
 
     return tf.data.Dataset.from_generator(
         generate,
-        output_signature=(
-            tf.TensorSpec((in_size, in_size, 3), tf.uint8),
-            tf.TensorSpec((in_size, in_size), tf.uint8),
-        ),
+        output_signature=tuple(tf.TensorSpec(a.shape[1:], tf.as_dtype(a.dtype)) for a in arrays),
     )
+
+
+def _with_weight_plane(label: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+    """(S, S, 2) person and subject labels plus the subject weight as a third plane."""
+    plane = tf.fill(tf.concat([tf.shape(label)[:2], [1]], 0), tf.cast(weight, tf.float32))
+    labels = tf.concat([label, plane], axis=-1)
+    assert labels.shape[-1] == SUBJECT_WEIGHT_CHANNEL + 1
+    return labels
 
 
 def make_dataset(
@@ -384,18 +538,37 @@ def make_dataset(
     training: bool,
     augment_config: AugmentConfig | None = None,
     seed: int | None = None,
+    subjects: SubjectLabels | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (RGB 0..255 float32, mask 0..1 float32), shuffled and augmented in training."""
+    """Batches of (RGB 0..255 float32, mask 0..1 float32), shuffled and augmented in training.
+
+    With ``subjects`` the labels are (S, S, 3), as in :func:`make_mixed_dataset`.
+    """
     if training:
         return make_mixed_dataset(
-            [(images, masks, 1.0)], batch_size, out_size, augment_config, seed=seed
+            [(images, masks, 1.0)],
+            batch_size,
+            out_size,
+            augment_config,
+            seed=seed,
+            subjects=None if subjects is None else [subjects],
         )
-    ds = _stream(images, masks, np.random.default_rng(seed), shuffle=False).map(
-        lambda i, m: (
-            tf.image.resize(tf.cast(i, tf.float32), (out_size, out_size), antialias=True),
-            tf.image.resize(tf.cast(m[..., None], tf.float32) / 255.0, (out_size, out_size)),
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
+
+    def resize(mask: tf.Tensor) -> tf.Tensor:
+        return tf.image.resize(tf.cast(mask[..., None], tf.float32) / 255.0, (out_size, out_size))
+
+    def prepare(image: tf.Tensor, mask: tf.Tensor, *subject: tf.Tensor):
+        x = tf.image.resize(tf.cast(image, tf.float32), (out_size, out_size), antialias=True)
+        if not subject:
+            return x, resize(mask)
+        subject_mask, weight = subject
+        return x, _with_weight_plane(tf.concat([resize(mask), resize(subject_mask)], -1), weight)
+
+    arrays = [images, masks]
+    if subjects is not None:
+        arrays += [subjects.masks, subjects.weights]
+    ds = _stream(arrays, np.random.default_rng(seed), shuffle=False).map(
+        prepare, num_parallel_calls=tf.data.AUTOTUNE
     )
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
@@ -408,6 +581,8 @@ def make_mixed_dataset(
     *,
     paste_pools: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     seed: int | None = None,
+    subjects: Sequence[SubjectLabels] | None = None,
+    paste_subjects: Sequence[np.ndarray] = (),
 ) -> tf.data.Dataset:
     """Endless augmented training batches drawn from several caches by their share.
 
@@ -417,17 +592,40 @@ def make_mixed_dataset(
     as often, by default the first source. A crop with no person in it (a background
     photo of :func:`read_backgrounds`) always gets one pasted, so that whatever touches
     a person there is learned as background.
+
+    With ``subjects`` (one per source) each label is (S, S, 3): every person, the main
+    subject, and the subject channel's weight as a constant plane
+    (:data:`train.metrics.SUBJECT_WEIGHT_CHANNEL`); the geometry moves both masks alike
+    and pasting decides the subject (:func:`paste_person_with_subject`), from
+    ``paste_subjects``, the subject masks of each paste pool (default: the first
+    source's).
     """
     cfg = augment_config or AugmentConfig()
     rng = np.random.default_rng(seed)
     sizes = {images.shape[1] for images, _, _ in sources}
     if len(sizes) != 1:
         raise ValueError(f"all sources must be cached at one size, got {sorted(sizes)}")
+    with_subject = subjects is not None
+    if with_subject and len(subjects) != len(sources):
+        raise ValueError(f"{len(subjects)} subject labels for {len(sources)} sources")
+
+    def crop(image, mask, *subject):
+        if not subject:
+            return geometric(image, mask, out_size, cfg)
+        subject_mask, weight = subject
+        return (*geometric(image, tf.stack([mask, subject_mask], -1), out_size, cfg), weight)
+
     streams = [
-        _stream(images, masks, rng, shuffle=True)
+        _stream(
+            [images, masks, subjects[k].masks, subjects[k].weights]
+            if with_subject
+            else [images, masks],
+            rng,
+            shuffle=True,
+        )
         .repeat()
-        .map(lambda i, m: geometric(i, m, out_size, cfg), num_parallel_calls=tf.data.AUTOTUNE)
-        for images, masks, _ in sources
+        .map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+        for k, (images, masks, _) in enumerate(sources)
     ]
     shares = [float(share) for _, _, share in sources]
     ds = (
@@ -438,21 +636,32 @@ def make_mixed_dataset(
         )
     )
     if cfg.paste_probability > 0 or paste_pools:
-        pools = [
-            _stream(*pool, rng, shuffle=True).repeat() for pool in (paste_pools or [sources[0][:2]])
-        ]
+        pool_arrays = [list(pool) for pool in (paste_pools or [sources[0][:2]])]
+        if with_subject:
+            pool_subjects = paste_subjects or ([] if paste_pools else [subjects[0].masks])
+            if len(pool_subjects) != len(pool_arrays):
+                raise ValueError(f"{len(pool_subjects)} paste_subjects, {len(pool_arrays)} pools")
+            pool_arrays = [[*a, s] for a, s in zip(pool_arrays, pool_subjects, strict=True)]
+        pools = [_stream(arrays, rng, shuffle=True).repeat() for arrays in pool_arrays]
         people = (
             pools[0] if len(pools) == 1 else tf.data.Dataset.sample_from_datasets(pools, seed=seed)
         )
+        paste = paste_person_with_subject if with_subject else paste_person
 
         def maybe_paste(crop, person):
             empty = tf.reduce_max(crop[1]) <= 0
             return tf.cond(
                 empty | (tf.random.uniform([]) < cfg.paste_probability),
-                lambda: paste_person(*crop, *person, cfg),
+                lambda: paste(*crop, *person, cfg),
                 lambda: crop,
             )
 
         ds = tf.data.Dataset.zip((ds, people)).map(maybe_paste, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda i, m: (photometric(i, cfg), m), num_parallel_calls=tf.data.AUTOTUNE)
+    if with_subject:
+        ds = ds.map(
+            lambda i, m, w: (photometric(i, cfg), _with_weight_plane(m, w)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        ds = ds.map(lambda i, m: (photometric(i, cfg), m), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

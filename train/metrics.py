@@ -7,6 +7,16 @@ import keras
 import numpy as np
 from keras import ops
 
+#: Channel of a subject label (see :func:`train.data.make_mixed_dataset`) holding each
+#: example's weight of the subject channel as a constant plane: Keras hands a loss only
+#: ``y_true`` and ``y_pred``, and its ``sample_weight`` would weigh both channels alike.
+SUBJECT_WEIGHT_CHANNEL = 2
+
+
+def subject_example_weight(y_true):
+    """(B,) weight of each example's subject channel, read from its weight plane."""
+    return y_true[:, 0, 0, SUBJECT_WEIGHT_CHANNEL]
+
 
 @keras.saving.register_keras_serializable(package="train")
 class BceDiceLoss(keras.losses.Loss):
@@ -14,6 +24,11 @@ class BceDiceLoss(keras.losses.Loss):
 
     ``boundary_weight`` > 0 weighs the BCE of pixels within a few pixels of the true
     outline (1 + boundary_weight) times more, rewarding sharp outlines over blobs.
+
+    A 2-channel prediction (``build_unet(subject_head=True)``) takes a 3-channel label
+    (every person, the main subject, the subject weight plane): the loss is this loss
+    on channel 0 plus ``subject_weight`` times each example's weight times the same
+    loss on channel 1.
     """
 
     def __init__(
@@ -21,6 +36,7 @@ class BceDiceLoss(keras.losses.Loss):
         dice_weight: float = 1.0,
         boundary_weight: float = 0.0,
         boundary_radius: int = 3,
+        subject_weight: float = 1.0,
         name: str = "bce_dice",
         **kwargs,
     ):
@@ -28,8 +44,17 @@ class BceDiceLoss(keras.losses.Loss):
         self.dice_weight = dice_weight
         self.boundary_weight = boundary_weight
         self.boundary_radius = boundary_radius
+        self.subject_weight = subject_weight
 
     def call(self, y_true, y_pred):
+        if y_pred.shape[-1] == 1:
+            return self._one_channel(y_true, y_pred)
+        person = self._one_channel(y_true[..., 0:1], y_pred[..., 0:1])
+        subject = self._one_channel(y_true[..., 1:2], y_pred[..., 1:2])
+        return person + self.subject_weight * subject_example_weight(y_true) * subject
+
+    def _one_channel(self, y_true, y_pred):
+        """(B,) BCE + Dice of (B, H, W, 1) labels and probabilities."""
         y_pred = ops.clip(y_pred, 1e-6, 1 - 1e-6)
         bce = keras.losses.binary_crossentropy(y_true, y_pred)  # (B, H, W)
         if self.boundary_weight:
@@ -46,6 +71,7 @@ class BceDiceLoss(keras.losses.Loss):
             "dice_weight": self.dice_weight,
             "boundary_weight": self.boundary_weight,
             "boundary_radius": self.boundary_radius,
+            "subject_weight": self.subject_weight,
         }
 
 
@@ -59,13 +85,27 @@ def boundary_band(y_true, radius: int = 3):
 
 @keras.saving.register_keras_serializable(package="train")
 class MeanImageScore(keras.metrics.Mean):
-    """Mean over images of per-image IoU, Dice or pixel accuracy at threshold 0.5."""
+    """Mean over images of per-image IoU, Dice or pixel accuracy at threshold 0.5.
 
-    def __init__(self, kind: str = "iou", name: str | None = None, **kwargs):
+    ``channel`` scores that channel of a subject label and 2-channel prediction (None:
+    the whole 1-channel tensors); on channel 1, examples whose subject weight is 0 (no
+    known subject) are not counted.
+    """
+
+    def __init__(
+        self, kind: str = "iou", name: str | None = None, channel: int | None = None, **kwargs
+    ):
         super().__init__(name=name or kind, **kwargs)
         self.kind = kind
+        self.channel = channel
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.channel is not None:
+            if self.channel == 1:
+                known = ops.cast(subject_example_weight(y_true) > 0, "float32")
+                sample_weight = known if sample_weight is None else sample_weight * known
+            y_true = y_true[..., self.channel : self.channel + 1]
+            y_pred = y_pred[..., self.channel : self.channel + 1]
         t = ops.cast(y_true > 0.5, "float32")
         p = ops.cast(y_pred > 0.5, "float32")
         inter = ops.sum(t * p, axis=(1, 2, 3))
@@ -80,7 +120,7 @@ class MeanImageScore(keras.metrics.Mean):
         return super().update_state(score, sample_weight)
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind}
+        return {**super().get_config(), "kind": self.kind, "channel": self.channel}
 
 
 def iou(truth: np.ndarray, pred: np.ndarray) -> float:

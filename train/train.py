@@ -6,6 +6,12 @@ python -m train.train --data ../shared/data/people=3 --data ../shared/data/viton
 
 Each ``--data PATH[=SHARE]`` adds a folder's train split; an epoch draws from the folders
 in proportion to their shares. Validation uses the first folder's val split.
+
+``--subject-head`` trains a second output channel for the main subject (the person or
+group the photo is of) beside every person: ``--single-subject NAME`` marks the --data
+folders (by folder name or path) whose photos show one subject, so their subject is
+their person mask; the others' subject is the rule of ``segmentation.subject`` on their
+true masks, and pasted people become the subject or passers-by by size (train/data.py).
 """
 
 from __future__ import annotations
@@ -19,16 +25,21 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from segmentation.model import (
     DEFAULT_DECODER_FILTERS,
     DEFAULT_INPUT_SIZE,
+    architecture_of,
     build_unet,
     copy_matching_weights,
 )
 from train.data import (
     TRAINING_AUGMENT,
+    Sample,
+    SubjectLabels,
     build_cache,
+    build_subject_cache,
     make_dataset,
     make_mixed_dataset,
     read_backgrounds,
@@ -85,6 +96,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--global-context",
         action="store_true",
         help="gate the bottleneck by the whole image's pooled features",
+    )
+    p.add_argument(
+        "--subject-head",
+        action="store_true",
+        help="a second output channel for the main subject (the person or group the photo "
+        "is of); --init from a 1-channel model starts it as a copy of the person head",
+    )
+    p.add_argument(
+        "--single-subject",
+        action="append",
+        default=[],
+        metavar="NAME_OR_PATH",
+        help="with --subject-head: a --data folder (its name or path) whose photos show one "
+        "subject, so its subject label is its person mask; repeat for several",
+    )
+    p.add_argument(
+        "--subject-weight",
+        type=float,
+        default=1.0,
+        help="weight of the subject channel's loss against the person channel's",
     )
     p.add_argument("--encoder-weights", type=Path, default=DEFAULT_ENCODER_WEIGHTS)
     p.add_argument(
@@ -186,6 +217,9 @@ def train(args: argparse.Namespace) -> Path:
         "decoder_filters": filters,
         "residual_blocks": args.residual_blocks,
         "global_context": args.global_context,
+        "subject_head": args.subject_head,
+        "single_subject": list(args.single_subject),
+        "subject_weight": args.subject_weight,
         "epochs": args.epochs,
         "batch": args.batch,
         "lr": args.lr,
@@ -208,10 +242,19 @@ def train(args: argparse.Namespace) -> Path:
         saved["decoder_filters"] = tuple(saved["decoder_filters"])
         saved.setdefault("residual_blocks", 0)  # runs from before the option
         saved.setdefault("global_context", False)
-        fixed = ("size", "decoder_filters", "residual_blocks", "global_context", "batch")
+        saved.setdefault("subject_head", False)
+        fixed = (
+            "size",
+            "decoder_filters",
+            "residual_blocks",
+            "global_context",
+            "subject_head",
+            "batch",
+        )
         changed = {k for k in fixed if saved[k] != config[k]}
         if changed:
             sys.exit(f"--resume with different {', '.join(sorted(changed))} than the saved run")
+    single = _single_subject_folders(args)
     out.mkdir(parents=True, exist_ok=True)
     # Before its first epoch ends a run has nothing to restore: --resume then starts it
     # as new, warm start included, so an interrupted first epoch is not lost silently.
@@ -225,30 +268,44 @@ def train(args: argparse.Namespace) -> Path:
 
     cache_dir = args.cache_dir or out.parent / "cache"
     t0 = time.time()
-    sources, caches = [], {}
+    sources, caches, subjects, source_subjects = [], {}, {}, []
     for path, share in args.data:
         samples = read_split(path, args.train_split)[: args.limit or None]
         images, masks = build_cache(samples, int(args.size * CACHE_OVERSIZE), cache_dir)
         caches[path.resolve()] = (images, masks)
         sources.append((images, masks, share))
+        if args.subject_head:
+            subjects[path.resolve()] = _subject_labels(samples, masks, path in single, cache_dir)
+            source_subjects.append(subjects[path.resolve()])
     background_counts = ""
     for path, share in args.backgrounds:
         samples = read_backgrounds(path)[: args.limit or None]
         images, masks = build_cache(samples, int(args.size * CACHE_OVERSIZE), cache_dir)
         sources.append((images, masks, share))
+        source_subjects.append(SubjectLabels.single(masks))  # nobody: a pasted one is the subject
         background_counts += f", {path.name} {len(images)}"
     val_samples = read_split(args.data[0][0], args.val_split)[: args.limit or None]
     val_x, val_y = build_cache(val_samples, args.size, cache_dir)
-    paste_pools = []
+    val_subjects = None
+    if args.subject_head:
+        val_rule = _subject_labels(val_samples, val_y, args.data[0][0] in single, cache_dir)
+        val_subjects = SubjectLabels.single(val_rule.masks)  # every val photo counts alike
+    paste_pools, paste_subjects = [], []
     for path in args.paste_from or [args.data[0][0]]:
         key = path.expanduser().resolve()
         if key not in caches:
             sys.exit(f"--paste-from {path} must be one of the --data folders")
         paste_pools.append(caches[key])
+        if args.subject_head:
+            paste_subjects.append(subjects[key].masks)
     n_train = sum(len(images) for images, _, _ in sources)
     counts = ", ".join(f"{path.name} {len(images)}" for path, (images, _) in caches.items())
     counts += background_counts
     print(f"data: {n_train} train ({counts}), {len(val_x)} val, {time.time() - t0:.0f} s")
+    for path, labels in subjects.items():
+        kind = "its people" if path in {p.resolve() for p in single} else "the rule"
+        guessed = int((labels.weights < 1).sum())
+        print(f"subject labels: {path.name} by {kind}, {guessed} of {len(labels.weights)} guessed")
 
     augment = dataclasses.replace(
         TRAINING_AUGMENT,
@@ -264,8 +321,10 @@ def train(args: argparse.Namespace) -> Path:
         augment,
         paste_pools=paste_pools,
         seed=args.seed,
+        subjects=source_subjects if args.subject_head else None,
+        paste_subjects=paste_subjects,
     )
-    val_ds = make_dataset(val_x, val_y, args.batch, args.size, False)
+    val_ds = make_dataset(val_x, val_y, args.batch, args.size, False, subjects=val_subjects)
     steps = args.steps_per_epoch or n_train // args.batch
     weights = args.encoder_weights if args.encoder_weights.is_file() else None
     if weights is None and not resuming and not args.init:
@@ -276,6 +335,7 @@ def train(args: argparse.Namespace) -> Path:
         encoder_weights=None if args.init else weights,
         residual_blocks=args.residual_blocks,
         global_context=args.global_context,
+        subject_head=args.subject_head,
     )
     if args.init and not resuming:
         start_from = keras.saving.load_model(args.init, compile=False)
@@ -285,6 +345,8 @@ def train(args: argparse.Namespace) -> Path:
             sys.exit(f"--init {args.init} does not fit this network: {error}")
         if fresh:
             print(f"--init: {len(fresh)} layers start as the identity ({', '.join(fresh)})")
+        if args.subject_head and not architecture_of(start_from)["subject_head"]:
+            print("--init: the subject head starts as a copy of the person head")
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=args.lr / 20,
         warmup_target=args.lr,
@@ -294,8 +356,8 @@ def train(args: argparse.Namespace) -> Path:
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss=BceDiceLoss(boundary_weight=args.boundary_weight),
-        metrics=[MeanImageScore("iou"), MeanImageScore("dice"), MeanImageScore("accuracy")],
+        loss=BceDiceLoss(boundary_weight=args.boundary_weight, subject_weight=args.subject_weight),
+        metrics=_metrics(args.subject_head),
         jit_compile=args.jit,
     )
     callbacks = [
@@ -324,6 +386,36 @@ def train(args: argparse.Namespace) -> Path:
     )
     keras.mixed_precision.set_global_policy("float32")  # export builds a float32 model
     return out / "best.keras"
+
+
+def _single_subject_folders(args: argparse.Namespace) -> set[Path]:
+    """The --data folders named by --single-subject (by folder name or path)."""
+    if args.single_subject and not args.subject_head:
+        sys.exit("--single-subject needs --subject-head")
+    folders = set()
+    for name in args.single_subject:
+        wanted = Path(name).expanduser().resolve()
+        matches = [p for p, _ in args.data if name == p.name or p.expanduser().resolve() == wanted]
+        if not matches:
+            sys.exit(f"--single-subject {name}: not one of the --data folders")
+        folders.update(matches)
+    return folders
+
+
+def _subject_labels(
+    samples: list[Sample], masks: np.ndarray, single: bool, cache_dir: Path
+) -> SubjectLabels:
+    """A source's subject labels: its person masks if it shows one subject, else the rule's."""
+    return SubjectLabels.single(masks) if single else build_subject_cache(samples, masks, cache_dir)
+
+
+def _metrics(subject_head: bool) -> list[keras.metrics.Metric]:
+    """IoU, Dice and accuracy of every person (``val_iou`` compares with older runs'
+    logs), and with a subject head the subject channel's ``subject_iou``."""
+    if not subject_head:
+        return [MeanImageScore("iou"), MeanImageScore("dice"), MeanImageScore("accuracy")]
+    person = [MeanImageScore(kind, channel=0) for kind in ("iou", "dice", "accuracy")]
+    return [*person, MeanImageScore("iou", name="subject_iou", channel=1)]
 
 
 def _has_backup(backup_dir: Path) -> bool:
