@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -148,6 +148,15 @@ class Segmenter:
         self.input_size: int = self._network.input_size
         self._lock = threading.Lock()
 
+    @property
+    def channels(self) -> int:
+        """1: the network marks every person; 2: also the main subject, on its own channel."""
+        return int(getattr(self._network, "channels", 1))
+
+    def subject_channel(self, subject: Subject) -> int:
+        """The network channel that answers ``subject``: 1 for 'main' where there is one."""
+        return 1 if check_subject(subject) == "main" and self.channels == 2 else 0
+
     def with_network(self, network: Network) -> Segmenter:
         """A copy that runs ``network`` behind its own lock (a video render's own
         one-thread interpreter); everything else is shared with this one."""
@@ -162,7 +171,9 @@ class Segmenter:
             f"runtime={self.runtime!r})"
         )
 
-    def predict_probability(self, rgb: np.ndarray, *, mirror: bool = False) -> np.ndarray:
+    def predict_probability(
+        self, rgb: np.ndarray, *, mirror: bool = False, channel: int = 0
+    ) -> np.ndarray:
         """(S, S) float32 person probability of an (H, W, 3) uint8 photo.
 
         The photo is squashed to the square input with INTER_AREA, exactly as
@@ -172,15 +183,18 @@ class Segmenter:
         so each look errs differently and the mean is better than either (with model
         v3 and two looks: parkour 0.890 / 0.842 -> 0.901 / 0.859 IoU / boundary F1,
         people val 0.852 / 0.750 -> 0.857 / 0.761), for one more network pass.
+        ``channel`` 1 is the main subject's map, on a network that has it (:attr:`channels`).
         """
         image = as_rgb(rgb, max_megapixels=float("inf"), min_side=1)
         size = self.input_size
         x = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
         x = x[None].astype(np.float32)
+        # Stand-in networks of one channel take no channel argument.
+        network = self._network if channel == 0 else partial(self._network, channel=channel)
         with self._lock:
-            prob = self._network(x)
+            prob = network(x)
             if mirror:
-                mirrored = self._network(np.ascontiguousarray(x[:, :, ::-1]))
+                mirrored = network(np.ascontiguousarray(x[:, :, ::-1]))
                 prob = (prob + mirrored[:, ::-1]) * np.float32(0.5)
         return prob
 
@@ -191,6 +205,7 @@ class Segmenter:
         zoom: bool = True,
         mirror: bool = True,
         max_upscales: tuple[float, ...] = ZOOM_MAX_UPSCALES,
+        channel: int = 0,
     ) -> np.ndarray:
         """Person probability map covering the whole (H, W, 3) uint8 photo.
 
@@ -199,9 +214,9 @@ class Segmenter:
         may be blown up), and the average of those sharper maps replaces the first
         there (:mod:`segmentation.zoom`); the map then has the photo's aspect. Else
         (or when a closer look would not help) it is :meth:`predict_probability`'s.
-        ``mirror`` applies to each look (see :meth:`predict_probability`).
+        ``mirror`` and ``channel`` apply to each look (see :meth:`predict_probability`).
         """
-        whole = self.predict_probability(rgb, mirror=mirror)
+        whole = self.predict_probability(rgb, mirror=mirror, channel=channel)
         if not zoom:
             return whole
         photo_size = rgb.shape[:2]
@@ -209,7 +224,12 @@ class Segmenter:
         if not boxes:
             return whole
         looks = [
-            (self.predict_probability(rgb[b.top : b.bottom, b.left : b.right], mirror=mirror), b)
+            (
+                self.predict_probability(
+                    rgb[b.top : b.bottom, b.left : b.right], mirror=mirror, channel=channel
+                ),
+                b,
+            )
             for b in boxes
         ]
         return merge_close_looks(whole, looks, photo_size)
@@ -251,7 +271,10 @@ class Segmenter:
         else:
             rgb = load_image(image, max_megapixels=max_megapixels)
         t1 = time.perf_counter()
-        prob = select_subject(self.person_probability(rgb, zoom=zoom, mirror=mirror), subject)
+        prob = self.person_probability(
+            rgb, zoom=zoom, mirror=mirror, channel=self.subject_channel(subject)
+        )
+        prob = select_subject(prob, subject)
         t2 = time.perf_counter()
         alpha = sharpen_probability(prob)
         if refine:

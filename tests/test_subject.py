@@ -156,3 +156,52 @@ def test_shipped_model_drops_a_small_passer_by() -> None:
     assert every[small].mean() > 0.15, "the network should see the small person"
     assert main[small].mean() < 0.02
     assert main[big].mean() > 0.9 * every[big].mean()
+
+
+class TwoChannelNetwork:
+    """A stand-in two-channel network: every person = how red; the subject = the red in
+    the left half only (so the rule alone could not tell, were both figures large)."""
+
+    runtime = "fake"
+    channels = 2
+
+    def __init__(self, input_size: int) -> None:
+        self.input_size = input_size
+        self.channels_asked: list[int] = []
+
+    def __call__(self, batch: np.ndarray, channel: int = 0) -> np.ndarray:
+        self.channels_asked.append(channel)
+        prob = (batch[0, :, :, 0] / 255).astype(np.float32)
+        if channel == 1:
+            prob[:, prob.shape[1] // 2 :] = 0
+        return prob
+
+
+def two_people_photo() -> np.ndarray:
+    """Two red figures of the same size, one in each half."""
+    rgb = np.full((600, 800, 3), (30, 90, 60), np.uint8)
+    for cx in (200, 600):
+        cv2.ellipse(rgb, (cx, 330), (80, 220), 0, 0, 360, (230, 40, 40), -1)
+    return rgb
+
+
+def test_a_network_with_a_subject_channel_answers_main(colour_segmenter) -> None:
+    segmenter, _ = colour_segmenter
+    network = TwoChannelNetwork(segmenter.input_size)
+    two = segmenter.with_network(network)
+    assert two.channels == 2 and segmenter.channels == 1
+    rgb = two_people_photo()
+    main = two.predict(rgb, zoom=False, mirror=False).mask
+    assert network.channels_asked == [1]
+    every = two.predict(rgb, zoom=False, mirror=False, subject="all").mask
+    assert network.channels_asked == [1, 0]
+    assert main[330, 200] > 0.5 and main[330, 600] < 0.1
+    assert every[330, 200] > 0.5 and every[330, 600] > 0.5
+    # The rule alone keeps both: they are the same size.
+    rule = segmenter.predict(rgb, zoom=False, mirror=False).mask
+    assert rule[330, 600] > 0.5
+
+    from segmentation.video import masks
+
+    frames = list(masks([rgb, rgb], two, stabilize=False))
+    assert all(f[330, 600] < 30 and f[330, 200] > 200 for f in frames)

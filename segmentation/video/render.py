@@ -114,10 +114,11 @@ def frame_probability(
 ) -> np.ndarray:
     """The network's map of one frame, for ``subject`` (as a photo's, see
     :mod:`segmentation.subject`); with ``zoom``, at the frame's aspect (see above)."""
+    channel = segmenter.subject_channel(subject) if hasattr(segmenter, "subject_channel") else 0
     if not zoom:
-        return select_subject(segmenter.predict_probability(rgb), subject)
+        return select_subject(segmenter.predict_probability(rgb, channel=channel), subject)
     prob = segmenter.person_probability(
-        rgb, zoom=True, mirror=False, max_upscales=(ZOOM_MAX_UPSCALE,)
+        rgb, zoom=True, mirror=False, max_upscales=(ZOOM_MAX_UPSCALE,), channel=channel
     )
     h, w = rgb.shape[:2]
     k = min(1.0, VIDEO_ZOOM_MAP_SCALE * segmenter.input_size / max(h, w))
