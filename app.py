@@ -21,6 +21,9 @@ Keras model, when there is no .tflite, is locked one frame at a time). The rende
 in the session's state, so reruns do not render again; a session that goes away stops
 its render, because the progress bar's next update raises Streamlit's stop exception
 and segmentation.video then stops its threads and deletes the unfinished file.
+
+The live camera (third tab, app_live.py) streams the browser's camera through
+streamlit-webrtc; each session's frames go through its own segmentation.live processor.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from app_live import show_live
 from app_support import (
     APP_VIDEO_MAX_MEGAPIXELS,
     APP_VIDEO_MAX_SECONDS,
@@ -568,7 +572,7 @@ def render_clip(
 
 
 def main() -> None:
-    """Lay out the page: settings, then the photo and video tabs."""
+    """Lay out the page: settings, then the photo, video and live camera tabs."""
     st.set_page_config(page_title="Background remover", page_icon="✂️", layout="wide")
     st.title("Background remover for photos and videos of people")
     st.write(
@@ -586,11 +590,13 @@ def main() -> None:
         st.stop()
 
     settings = sidebar()
-    photos_tab, video_tab = st.tabs(["Photos", "Video"])
+    photos_tab, video_tab, live_tab = st.tabs(["Photos", "Video", "Live camera"])
     with photos_tab:
         show_photos(settings, path)
     with video_tab:
         show_video(settings, path)
+    with live_tab:
+        show_live(settings, path, get_segmenter)
 
 
 main()
