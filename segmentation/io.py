@@ -36,6 +36,7 @@ __all__ = [
     "as_rgb",
     "encode_jpeg",
     "encode_png",
+    "load_hint",
     "load_image",
 ]
 
@@ -124,6 +125,35 @@ def load_image(
             if image.format == "PNG":
                 _verify_png(fp)
             return _decode(image, kind)
+        finally:
+            image.close()
+    finally:
+        fp.close()
+
+
+def load_hint(
+    source: str | os.PathLike[str] | bytes | BinaryIO, *, max_megapixels: float = 50.0
+) -> np.ndarray:
+    """Decode a touch-up hint (a brush layer, :mod:`segmentation.touchup`) from a file.
+
+    Unlike a photo, its transparency is what it says: an image with an alpha channel
+    gives (H, W, 4) RGBA (opaque = marked), any other (H, W) grey (white = marked).
+
+    Raises:
+        ImageError: as :func:`load_image`.
+    """
+    fp = _open_source(source)
+    try:
+        head = fp.read(32)
+        fp.seek(0)
+        kind = _sniff(head)
+        image = _open_pil(fp, kind)
+        try:
+            _check_size(image.size, max_megapixels, 1)
+            _load_pixels(image, kind)
+            if image.mode in _ALPHA_MODES or "transparency" in image.info:
+                return np.asarray(image.convert("RGBA"))
+            return np.asarray(image.convert("L"))
         finally:
             image.close()
     finally:
@@ -299,15 +329,20 @@ def _verify_png(fp: BinaryIO) -> None:
     fp.seek(0)
 
 
-def _decode(image: Image.Image, kind: str | None) -> np.ndarray:
+def _load_pixels(image: Image.Image, kind: str | None) -> None:
+    """Decode everything now (truncation surfaces here, not later); apply EXIF."""
     try:
-        image.load()  # decode everything now: truncation surfaces here, not later
+        image.load()
     except Image.DecompressionBombError as exc:
         raise ImageError(f"too large: {_bomb_size(exc)}") from exc
     except Exception as exc:
         raise ImageError(f"damaged or truncated {kind or 'image'} file ({_reason(exc)})") from exc
     with contextlib.suppress(Exception):  # unreadable EXIF: keep the pixels as stored
         ImageOps.exif_transpose(image, in_place=True)
+
+
+def _decode(image: Image.Image, kind: str | None) -> np.ndarray:
+    _load_pixels(image, kind)
     try:
         return _to_rgb(image)
     except Exception as exc:
@@ -323,10 +358,13 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     if mode == "F":
         grey = np.nan_to_num(np.asarray(image, dtype=np.float32))
         return _grey_to_rgb(grey * 255.0 if grey.max(initial=0.0) <= 1.0 else grey)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+    if mode in _ALPHA_MODES or "transparency" in image.info:
         return flatten_on_white(np.asarray(image.convert("RGBA")))
     return _rgb_in_bands(image)  # RGB, and CMYK, YCbCr, L, 1, P, LAB, HSV converted
 
+
+#: Pillow modes with an alpha channel.
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 #: Pixels per band of :func:`_rgb_in_bands`.
 _BAND_PIXELS = 1 << 20

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from segmentation import compose
-from segmentation.io import as_rgb, encode_png, load_image
+from segmentation.io import as_rgb, encode_png, load_hint, load_image
 from segmentation.network import Network, Runtime, load_network
 from segmentation.refine import (
     GUIDED_WORK_SCALE,
@@ -41,6 +41,7 @@ from segmentation.refine import (
 from segmentation.resources import default_model_path
 from segmentation.resources import model_path as resolve_model_path
 from segmentation.subject import Subject, check_subject, select_subject
+from segmentation.touchup import touch_up
 from segmentation.zoom import ZOOM_MAX_UPSCALES, merge_close_looks, person_boxes
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
 DEFAULT_MODEL_PATH = default_model_path()
 
 ImageSource = np.ndarray | str | os.PathLike[str] | bytes | BinaryIO
+#: A touch-up hint: an array, or an image file (see SegmentationResult.touch_up).
+HintSource = np.ndarray | str | os.PathLike[str] | bytes | BinaryIO
 
 
 @dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous; compare fields yourself
@@ -65,7 +68,7 @@ class SegmentationResult:
     Attributes:
         original: (H, W, 3) uint8 RGB photo, EXIF orientation applied.
         mask: (H, W) float32 alpha in [0, 1]; 1 is person.
-        timings: seconds spent in 'decode', 'network' and 'refine'.
+        timings: seconds spent in 'decode', 'network' and 'refine' (and 'touch-up').
     """
 
     original: np.ndarray
@@ -81,6 +84,28 @@ class SegmentationResult:
     def foreground(self) -> np.ndarray:
         """Edge colours without the old background; computed once, shared by outputs."""
         return estimate_foreground(self.original, self.alpha)
+
+    def touch_up(
+        self, keep: HintSource | None = None, remove: HintSource | None = None
+    ) -> SegmentationResult:
+        """This result with the regions a hint dabs on kept or removed (not only the
+        dabbed pixels): :func:`segmentation.touchup.touch_up`.
+
+        Hints are brush layers of any size, stretched to the photo: an array (white or
+        opaque = marked) or an image file's path, bytes or file object.
+
+        Raises:
+            ImageError: a hint is not an image, or not a usable array.
+        """
+        if keep is None and remove is None:
+            return self
+        start = time.perf_counter()
+        keep_mask, remove_mask = (
+            h if h is None or isinstance(h, np.ndarray) else load_hint(h) for h in (keep, remove)
+        )
+        mask = touch_up(self.original, self.mask, keep_mask, remove_mask)
+        timings = {**self.timings, "touch-up": time.perf_counter() - start}
+        return SegmentationResult(self.original, mask, timings)
 
     def overlay(
         self,
@@ -242,6 +267,8 @@ class Segmenter:
         zoom: bool = True,
         mirror: bool = True,
         subject: Subject = "main",
+        keep: HintSource | None = None,
+        remove: HintSource | None = None,
         max_megapixels: float = 50.0,
     ) -> SegmentationResult:
         """Segment the person (or people) the photo is of.
@@ -258,6 +285,9 @@ class Segmenter:
             subject: 'main' keeps the person or group the photo is of and drops
                 passers-by and crowds; 'all' keeps every person
                 (:mod:`segmentation.subject`).
+            keep, remove: touch-up hints, brush layers of any size marking what must
+                be person or background; the region each dab lands on follows
+                (:meth:`SegmentationResult.touch_up`).
             max_megapixels: refuse bigger photos (decoding and refining cost memory).
 
         Raises:
@@ -286,7 +316,7 @@ class Segmenter:
             mask = upsample_bilinear(alpha, rgb.shape[:2])
         t3 = time.perf_counter()
         timings = {"decode": t1 - t0, "network": t2 - t1, "refine": t3 - t2}
-        return SegmentationResult(rgb, mask, timings)
+        return SegmentationResult(rgb, mask, timings).touch_up(keep, remove)
 
 
 def load_segmenter(explicit: str | os.PathLike[str] | None = None) -> Segmenter:

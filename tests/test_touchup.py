@@ -167,3 +167,35 @@ def test_bad_photo_or_alpha_raise_image_error(scene):
     with pytest.raises(ImageError):
         touch_up(photo, np.zeros((4, 4, 2), np.float32))
     assert issubclass(ImageError, ValueError)
+
+
+def test_predict_and_result_take_hints_as_arrays_or_files(colour_segmenter, tmp_path) -> None:
+    """The Python entry points: ``predict(keep=, remove=)`` and ``result.touch_up``;
+    a hint file keeps its transparency (opaque = marked), a grey one marks white."""
+    import io as _io
+
+    from PIL import Image
+
+    from segmentation import ImageError
+
+    segmenter, _ = colour_segmenter
+    rgb = np.full((300, 400, 3), (30, 90, 60), np.uint8)
+    cv2.ellipse(rgb, (130, 160), (50, 120), 0, 0, 360, (230, 40, 40), -1)
+    cv2.rectangle(rgb, (280, 110), (360, 210), (210, 170, 40), -1)  # reddish: kept wrongly
+    plain = segmenter.predict(rgb, zoom=False, mirror=False, subject="all")
+    assert plain.mask[160, 320] > 0.5 and plain.mask[160, 130] > 0.5
+
+    dab = np.zeros((150, 200, 4), np.uint8)  # half size, RGBA: opaque = marked
+    cv2.circle(dab, (160, 80), 4, (255, 255, 255, 255), -1)
+    path = tmp_path / "remove.png"
+    Image.fromarray(dab).save(path)
+    for hint in (dab, path, path.read_bytes(), _io.BytesIO(path.read_bytes())):
+        fixed = segmenter.predict(rgb, zoom=False, mirror=False, subject="all", remove=hint)
+        assert fixed.mask[160, 320] < 0.1, "the whole box goes, not only the dab"
+        assert fixed.mask[160, 130] > 0.5, "the person stays"
+        assert "touch-up" in fixed.timings
+    assert plain.touch_up() is plain
+    again = plain.touch_up(remove=path)
+    np.testing.assert_array_equal(again.mask, fixed.mask)
+    with pytest.raises(ImageError):
+        plain.touch_up(keep=b"not an image")
