@@ -199,3 +199,88 @@ def test_predict_and_result_take_hints_as_arrays_or_files(colour_segmenter, tmp_
     np.testing.assert_array_equal(again.mask, fixed.mask)
     with pytest.raises(ImageError):
         plain.touch_up(keep=b"not an image")
+
+
+def box_photo() -> np.ndarray:
+    """A red figure and a reddish box beside it that a red-loving network keeps too."""
+    rgb = np.full((300, 400, 3), (30, 90, 60), np.uint8)
+    cv2.ellipse(rgb, (130, 160), (50, 120), 0, 0, 360, (230, 40, 40), -1)
+    cv2.rectangle(rgb, (280, 110), (360, 210), (210, 170, 40), -1)
+    return rgb
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    import io as _io
+
+    from PIL import Image
+
+    buffer = _io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_api_takes_keep_and_remove_file_fields(colour_segmenter) -> None:
+    import io as _io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from segmentation.api import create_app
+
+    segmenter, _ = colour_segmenter
+    dab = np.zeros((150, 200), np.uint8)  # grey, half size: white = marked
+    cv2.circle(dab, (160, 80), 4, 255, -1)
+    photo = ("box.png", png_bytes(box_photo()), "image/png")
+    params = {"subject": "all", "zoom": False, "mirror": False}
+    with TestClient(create_app(segmenter=segmenter)) as client:
+        plain = client.post("/v1/mask", params=params, files={"image": photo})
+        fixed = client.post(
+            "/v1/mask",
+            params=params,
+            files={"image": photo, "remove": ("dab.png", png_bytes(dab), "image/png")},
+        )
+        broken = client.post(
+            "/v1/cutout", files={"image": photo, "keep": ("k.png", b"nope", "image/png")}
+        )
+        text = client.post("/v1/cutout", files={"image": photo}, data={"keep": "here"})
+        schema = client.get("/openapi.json").json()
+    assert plain.status_code == fixed.status_code == 200, fixed.text
+    before, after = (np.asarray(Image.open(_io.BytesIO(r.content))) for r in (plain, fixed))
+    assert before[160, 320] > 128 and after[160, 320] < 30
+    assert after[160, 130] > 128
+    assert broken.status_code == 422 and broken.json()["detail"].startswith("keep: ")
+    assert text.status_code == 422 and "keep" in text.json()["detail"]
+    form = schema["paths"]["/v1/cutout"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert {"keep", "remove"} <= set(form["schema"]["properties"])
+    assert form["schema"]["required"] == ["image"]
+
+
+def test_cli_passes_keep_and_remove_to_every_photo(
+    tmp_path, tiny_model_path, monkeypatch, capsys
+) -> None:
+    from segmentation.cli import main as cli
+    from segmentation.segmenter import Segmenter
+
+    photo = tmp_path / "box.png"
+    photo.write_bytes(png_bytes(box_photo()))
+    hint = tmp_path / "dab.png"
+    hint.write_bytes(png_bytes(np.full((10, 10), 255, np.uint8)))
+    seen: list[dict] = []
+    real = Segmenter.predict
+
+    def spying(self, source, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("keep", "remove")})
+        return real(self, source, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "predict", spying)
+    out = tmp_path / "out"
+    args = ["cutout", str(photo), "-o", str(out), "--model", str(tiny_model_path)]
+    assert cli([*args, "--remove", str(hint)]) == 0
+    assert (out / "box.png").is_file()
+    assert seen[-1]["keep"] is None and seen[-1]["remove"].shape == (10, 10)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(SystemExit) as exit_info:
+        cli([*args, "--keep", str(broken)])
+    assert exit_info.value.code == 2
+    assert "--keep" in capsys.readouterr().err

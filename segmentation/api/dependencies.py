@@ -4,7 +4,7 @@ the API key check and the uploaded photo, read within the byte limit."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -15,6 +15,7 @@ from segmentation.api.settings import Settings
 
 __all__ = [
     "API_KEY_HEADER",
+    "HINT_FIELDS",
     "SegmenterDep",
     "SettingsDep",
     "Upload",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Header that carries the API key when the server requires one.
 API_KEY_HEADER = "X-API-Key"
+#: Optional multipart file fields of every image endpoint: touch-up hints.
+HINT_FIELDS = ("keep", "remove")
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Upload:
     background: bytes | None = None
     background_name: str | None = None
     background_text: str | None = None
+    #: Touch-up hint images by field ('keep', 'remove'), as uploaded.
+    hints: dict[str, bytes] = field(default_factory=dict)
 
 
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
@@ -96,7 +101,7 @@ async def read_upload(
         return {"type": "http.request", "body": body, "more_body": False}
 
     parsed = Request(request.scope, replay)
-    async with parsed.form(max_files=2, max_fields=4) as form:
+    async with parsed.form(max_files=2 + len(HINT_FIELDS), max_fields=4) as form:
         image = form.get("image")
         if not isinstance(image, UploadFile):
             raise HTTPException(
@@ -111,6 +116,12 @@ async def read_upload(
             upload.background_name = background.filename or "background"
         elif isinstance(background, str):
             upload.background_text = background
+        for name in HINT_FIELDS:
+            hint = form.get(name)
+            if isinstance(hint, UploadFile):
+                upload.hints[name] = await hint.read()
+            elif hint is not None:
+                raise HTTPException(422, detail=f"{name}: send the hint as an image file part")
     return upload
 
 

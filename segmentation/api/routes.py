@@ -38,7 +38,7 @@ from segmentation.api.schemas import (
 from segmentation.api.settings import Settings
 from segmentation.errors import ImageError
 from segmentation.filenames import content_disposition, download_name
-from segmentation.io import encode_jpeg, encode_png, load_image
+from segmentation.io import encode_jpeg, encode_png, load_hint, load_image
 from segmentation.segmenter import load_segmenter
 
 __all__ = ["app_from_env", "create_app"]
@@ -202,8 +202,8 @@ def _encode_composite(result: Any, options: CompositeOptions, background: Any) -
     return encode_jpeg(rgb) if options.format == "jpeg" else encode_png(rgb)
 
 
-class _BackgroundError(Exception):
-    """An uploaded background image that cannot be used (a 4xx like the photo's)."""
+class _PartError(Exception):
+    """An uploaded background or hint image that cannot be used (a 4xx like the photo's)."""
 
 
 def _uploaded_background(upload: Upload, settings: Settings) -> Any:
@@ -211,7 +211,7 @@ def _uploaded_background(upload: Upload, settings: Settings) -> Any:
     try:
         return load_image(upload.background, max_megapixels=settings.max_megapixels)
     except ImageError as exc:
-        raise _BackgroundError(f"background {upload.background_name}: {exc}") from exc
+        raise _PartError(f"background {upload.background_name}: {exc}") from exc
 
 
 def _predict(segmenter: Any, upload: Upload, options: Options, settings: Settings) -> Any:
@@ -219,6 +219,12 @@ def _predict(segmenter: Any, upload: Upload, options: Options, settings: Setting
     limit = settings.max_megapixels
     if options.max_megapixels is not None:
         limit = min(limit, options.max_megapixels)
+    hints = {}
+    for name, data in upload.hints.items():
+        try:
+            hints[name] = load_hint(data, max_megapixels=settings.max_megapixels)
+        except ImageError as exc:
+            raise _PartError(f"{name}: {exc}") from exc
     return segmenter.predict(
         upload.image,
         refine=options.refine,
@@ -226,6 +232,7 @@ def _predict(segmenter: Any, upload: Upload, options: Options, settings: Setting
         mirror=options.mirror,
         subject=options.subject,
         max_megapixels=limit,
+        **hints,
     )
 
 
@@ -245,7 +252,7 @@ async def _respond(
         status = 413 if reason.startswith("too large") else 422
         detail = f"{upload.name}: {reason}" if upload.name else reason
         raise HTTPException(status, detail=detail) from None
-    except _BackgroundError as exc:
+    except _PartError as exc:
         reason = " ".join(str(exc).split())
         raise HTTPException(413 if "too large" in reason else 422, detail=reason) from exc
     headers = {

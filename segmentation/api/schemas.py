@@ -102,6 +102,13 @@ def image_body(takes_background: bool) -> dict[str, Any]:
     file or a colour / 'blur' as text (/v1/composite).
     """
     fields: dict[str, Any] = {"image": {**_FILE, "description": "the photo"}}
+    for hint, marks in (("keep", "person"), ("remove", "background")):
+        fields[hint] = {
+            **_FILE,
+            "description": f"touch-up hint: an image of any size (stretched to the photo) "
+            f"whose white or opaque pixels mark {marks}; the whole region a dab lands on "
+            "follows",
+        }
     if takes_background:
         fields["background"] = {  # no format: a text part is as welcome as a file
             "type": "string",

@@ -39,7 +39,8 @@ examples:
   python -m segmentation cutout holiday/ -o cutouts/
   python -m segmentation cutout me.jpg -o out/ --background '#1e90ff'
   python -m segmentation cutout me.jpg -o out/ --background blur
-  python -m segmentation mask a.png b.heic -o masks/ --no-refine"""
+  python -m segmentation mask a.png b.heic -o masks/ --no-refine
+  python -m segmentation cutout baby.jpg -o out/ --remove blanket-dab.png"""
 
 
 def add_photo_parsers(commands: Any, top: argparse.ArgumentParser) -> None:
@@ -66,6 +67,15 @@ def add_photo_parsers(commands: Any, top: argparse.ArgumentParser) -> None:
     )
     add_look_options(common)
     add_subject_option(common)
+    for hint, marks in (("keep", "person"), ("remove", "background")):
+        common.add_argument(
+            f"--{hint}",
+            type=Path,
+            default=None,
+            metavar="PNG",
+            help=f"touch-up hint: an image (any size, stretched to each photo) whose white "
+            f"or opaque pixels mark {marks}; the whole region a dab lands on follows",
+        )
     common.add_argument(
         "--max-megapixels",
         type=positive_float,
@@ -112,6 +122,7 @@ def run_photos(args: argparse.Namespace) -> int:
     """Process every photo; 0 when all were written, else 1."""
     logging.getLogger("PIL").setLevel(logging.CRITICAL)  # else a bad TIFF adds a 2nd line
     background = parse_background(args.parser, getattr(args, "background", "transparent"))
+    hints = {name: _read_hint(args.parser, name, getattr(args, name)) for name in HINTS}
     jobs, failures = collect_inputs(args.inputs, args.output)
 
     def write(segmenter: Segmenter, source: Path, target: Path) -> None:
@@ -122,6 +133,7 @@ def run_photos(args: argparse.Namespace) -> int:
             mirror=args.mirror,
             subject=args.subject,
             max_megapixels=args.max_megapixels,
+            **hints,
         )
         if args.command == "mask":
             data = result.mask_png()
@@ -133,6 +145,23 @@ def run_photos(args: argparse.Namespace) -> int:
         target.write_bytes(data)
 
     return run_jobs(jobs, failures, args.model, args.output, write, bar_unit="image")
+
+
+#: The touch-up hint options, as ``predict``'s keyword arguments.
+HINTS = ("keep", "remove")
+
+
+def _read_hint(parser: argparse.ArgumentParser, name: str, path: Path | None) -> Any:
+    """The decoded hint of ``--keep``/``--remove`` (once, for every photo), or None."""
+    if path is None:
+        return None
+    from segmentation.errors import ImageError
+    from segmentation.io import load_hint
+
+    try:
+        return load_hint(path)
+    except ImageError as exc:
+        parser.error(f"--{name} {path}: {exc}")
 
 
 def collect_inputs(
