@@ -16,6 +16,7 @@ import contextlib
 import io
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -114,21 +115,8 @@ def load_image(
         ImageError: the file is missing, empty, not an image, damaged or truncated,
             too large or too small; the message names the reason, not the file.
     """
-    fp = _open_source(source)
-    try:
-        head = fp.read(32)
-        fp.seek(0)
-        kind = _sniff(head)
-        image = _open_pil(fp, kind)
-        try:
-            _check_size(image.size, max_megapixels, min_side)
-            if image.format == "PNG":
-                _verify_png(fp)
-            return _decode(image, kind)
-        finally:
-            image.close()
-    finally:
-        fp.close()
+    with _opened(source, max_megapixels, min_side) as (image, kind):
+        return _decode(image, kind)
 
 
 def load_hint(
@@ -142,6 +130,19 @@ def load_hint(
     Raises:
         ImageError: as :func:`load_image`.
     """
+    with _opened(source, max_megapixels, 1) as (image, kind):
+        _load_pixels(image, kind)
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            return np.asarray(image.convert("RGBA"))
+        return np.asarray(image.convert("L"))
+
+
+@contextlib.contextmanager
+def _opened(
+    source: str | os.PathLike[str] | bytes | BinaryIO, max_megapixels: float, min_side: int
+) -> Iterator[tuple[Image.Image, str | None]]:
+    """The image of a file (and the kind its first bytes say), its size checked from the
+    header and a PNG's checksums verified, before any pixel is decoded."""
     fp = _open_source(source)
     try:
         head = fp.read(32)
@@ -149,11 +150,10 @@ def load_hint(
         kind = _sniff(head)
         image = _open_pil(fp, kind)
         try:
-            _check_size(image.size, max_megapixels, 1)
-            _load_pixels(image, kind)
-            if image.mode in _ALPHA_MODES or "transparency" in image.info:
-                return np.asarray(image.convert("RGBA"))
-            return np.asarray(image.convert("L"))
+            _check_size(image.size, max_megapixels, min_side)
+            if image.format == "PNG":
+                _verify_png(fp)
+            yield image, kind
         finally:
             image.close()
     finally:
