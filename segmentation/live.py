@@ -36,7 +36,7 @@ from segmentation import compose
 from segmentation.io import as_rgb, encode_png
 from segmentation.refine import guided_upsample, sharpen_probability, upsample_bilinear
 from segmentation.subject import Subject, check_subject, select_subject
-from segmentation.video.render import render_segmenter
+from segmentation.video.render import channel_option, render_segmenter
 from segmentation.video.stabilize import TemporalStabilizer
 
 __all__ = [
@@ -181,7 +181,7 @@ class LiveProcessor:
             network, stabilizer = self._network, self._stabilizer
             subject, refine, background = self.subject, self.refine, self.background
             backdrop = self._backdrop
-        prob = network.predict_probability(rgb, channel=network.subject_channel(subject))
+        prob = network.predict_probability(rgb, **channel_option(network, subject))
         if subject != "all":
             prob = _main_subject(prob, subject)
         if stabilizer is not None:

@@ -109,16 +109,23 @@ VIDEO_DECONTAMINATE_SIDE = 640
 VIDEO_ZOOM_MAP_SCALE = 2.0
 
 
+def channel_option(segmenter: Any, subject: Subject) -> dict[str, int]:
+    """``{"channel": 1}`` when the segmenter's network answers ``subject`` on its own
+    channel, else nothing: duck-typed one-channel segmenters need not know the option."""
+    channel = segmenter.subject_channel(subject) if hasattr(segmenter, "subject_channel") else 0
+    return {"channel": channel} if channel else {}
+
+
 def frame_probability(
     segmenter: Any, rgb: np.ndarray, zoom: bool = False, subject: Subject = "main"
 ) -> np.ndarray:
     """The network's map of one frame, for ``subject`` (as a photo's, see
     :mod:`segmentation.subject`); with ``zoom``, at the frame's aspect (see above)."""
-    channel = segmenter.subject_channel(subject) if hasattr(segmenter, "subject_channel") else 0
+    looks = channel_option(segmenter, subject)
     if not zoom:
-        return select_subject(segmenter.predict_probability(rgb, channel=channel), subject)
+        return select_subject(segmenter.predict_probability(rgb, **looks), subject)
     prob = segmenter.person_probability(
-        rgb, zoom=True, mirror=False, max_upscales=(ZOOM_MAX_UPSCALE,), channel=channel
+        rgb, zoom=True, mirror=False, max_upscales=(ZOOM_MAX_UPSCALE,), **looks
     )
     h, w = rgb.shape[:2]
     k = min(1.0, VIDEO_ZOOM_MAP_SCALE * segmenter.input_size / max(h, w))
