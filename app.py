@@ -12,9 +12,7 @@ Three caches keep the page responsive:
   photo and setting: a 12 MP transparent PNG takes seconds to encode, and no one wants
   to wait for files they may never download before seeing the result.
 Display controls (overlay colour, opacity, edges, background) only touch downscaled
-previews. So do touch-up strokes (the "Touch up" tab, streamlit-drawable-canvas): each
-stroke re-runs the touch-up on the preview (fast), and the downloads apply it to the
-full-resolution photo once per set of strokes, when clicked (app_touchup.py).
+previews.
 
 A video (second tab) shows its first frame's result at once, then renders the whole
 clip in this session's script thread with a progress bar (other sessions are served
@@ -50,10 +48,8 @@ from app_support import (
     UPLOAD_TYPES,
     VIDEO_EXPORTS,
     VIDEO_UPLOAD_TYPES,
-    Hints,
     PhotoOutcome,
     build_zip,
-    canvas_strokes,
     describe_clip,
     describe_progress,
     describe_size,
@@ -62,14 +58,11 @@ from app_support import (
     file_digest,
     final_mask,
     fit_preview,
-    hints_key,
     output_name,
     over_checkerboard,
     process_photo,
     safe_stem,
-    split_strokes,
 )
-from app_touchup import preview_touched, show_touch_up, touched_prediction
 from segmentation import (
     DEFAULT_MODEL_PATH,
     ImageError,
@@ -146,14 +139,11 @@ def export(
     path: str,
     edges: tuple[bool, float, float],
     background_key: str,
-    hints: str,
     _prediction: SegmentationResult,
     _background: Any,
-    _strokes: Hints = (None, None),
 ) -> bytes:
     """One download file at full resolution, keyed by everything that changes it."""
-    touched = touched_prediction(digest, refine, subject, path, hints, _prediction, _strokes)
-    mask = final_mask(touched.mask, *edges)
+    mask = final_mask(_prediction.mask, *edges)
     return export_file(kind, _prediction.original, mask, _background)
 
 
@@ -289,11 +279,7 @@ def run_batch(
 
 
 def file_maker(
-    kind: str,
-    outcome: PhotoOutcome,
-    settings: Settings,
-    path: str,
-    strokes: Hints = (None, None),
+    kind: str, outcome: PhotoOutcome, settings: Settings, path: str
 ) -> Callable[[], bytes]:
     """A callable that encodes one download when it is clicked (Streamlit runs it then)."""
     prediction = outcome.prediction
@@ -309,10 +295,8 @@ def file_maker(
                 path,
                 settings.edges,
                 settings.background_key,
-                hints_key(*strokes),
                 prediction,
                 settings.background,
-                strokes,
             )
         except Exception:
             log.exception("encoding %s for %s failed", kind, outcome.name)
@@ -321,49 +305,24 @@ def file_maker(
     return make
 
 
-def zip_maker(
-    outcomes: list[PhotoOutcome], settings: Settings, path: str, strokes: dict[int, Hints]
-) -> Callable[[], bytes]:
-    """A callable that builds the ZIP of every result when it is clicked.
-
-    ``strokes`` (card index -> touch-up layers) is filled by the cards drawn after the
-    ZIP button, before anyone can click it.
-    """
+def zip_maker(outcomes: list[PhotoOutcome], settings: Settings, path: str) -> Callable[[], bytes]:
+    """A callable that builds the ZIP of every result when it is clicked."""
 
     def make() -> bytes:
         return build_zip(
-            (
-                output_name(o.name, kind, ext),
-                file_maker(kind, o, settings, path, strokes.get(i, (None, None)))(),
-            )
-            for i, o in enumerate(outcomes)
+            (output_name(o.name, kind, ext), file_maker(kind, o, settings, path)())
+            for o in outcomes
             for kind, (ext, _mime, _label) in EXPORTS.items()
         )
 
     return make
 
 
-def show_photo(
-    index: int,
-    outcome: PhotoOutcome,
-    settings: Settings,
-    path: str,
-    strokes: dict[int, Hints] | None = None,
-) -> None:
-    """One card: size and time, previews and the touch-up in tabs, then the downloads.
-
-    The card's touch-up strokes go into ``strokes[index]`` for the ZIP.
-    """
+def show_photo(index: int, outcome: PhotoOutcome, settings: Settings, path: str) -> None:
+    """One card: size and time, previews in tabs, then the downloads."""
     prediction = outcome.prediction
     assert prediction is not None
     original = prediction.original
-    key = f"{index}-{outcome.digest[:16]}"
-    # Reset gives the canvas a new key, hence an empty drawing. The canvas's value is
-    # read before it is drawn, so its background can show the strokes' own result.
-    canvas_key = f"touchup-{key}-{st.session_state.get(f'touchup-reset-{key}', 0)}"
-    hints = split_strokes(canvas_strokes(st.session_state.get(canvas_key)))
-    if strokes is not None:
-        strokes[index] = hints
 
     with st.container(border=True, key=f"photo-{index}"):
         st.subheader(outcome.name)
@@ -375,16 +334,6 @@ def show_photo(
         small, small_mask = preview_base(
             outcome.digest, settings.refine, settings.subject, path, prediction
         )
-        small_mask = preview_touched(
-            outcome.digest,
-            settings.refine,
-            settings.subject,
-            path,
-            hints_key(*hints),
-            small,
-            small_mask,
-            hints,
-        )
         hard, threshold, softness = settings.edges
         softness *= small.shape[1] / original.shape[1]
         preview = SegmentationResult(small, final_mask(small_mask, hard, threshold, softness))
@@ -393,9 +342,7 @@ def show_photo(
         else:
             result_view = preview.composite(settings.background)
 
-        tab_result, tab_mask, tab_touch = st.tabs(
-            ["Before and after", "Mask and overlay", "Touch up"]
-        )
+        tab_result, tab_mask = st.tabs(["Before and after", "Mask and overlay"])
         with tab_result:
             left, right = st.columns(2)
             left.image(small, caption="Original")
@@ -407,11 +354,8 @@ def show_photo(
                 preview.overlay(settings.overlay_colour, settings.opacity),
                 caption="Mask over the photo",
             )
-        with tab_touch:
-            show_touch_up(
-                key, canvas_key, preview, result_view, settings.overlay_colour, settings.opacity
-            )
 
+        key = f"{index}-{outcome.digest[:16]}"
         for column, (kind, (ext, mime, label)) in zip(
             st.columns(len(EXPORTS)), EXPORTS.items(), strict=True
         ):
@@ -419,7 +363,7 @@ def show_photo(
                 label = "JPEG on white"
             column.download_button(
                 label,
-                file_maker(kind, outcome, settings, path, hints),
+                file_maker(kind, outcome, settings, path),
                 file_name=output_name(outcome.name, kind, ext),
                 mime=mime,
                 key=f"{kind}-{key}",
@@ -444,11 +388,10 @@ def show_photos(settings: Settings, path: Path) -> None:
             st.error(outcome.error, icon=":material/error:")
 
     good = [o for o in outcomes if o.ok]
-    strokes: dict[int, Hints] = {}
     if len(good) > 1:
         st.download_button(
             f"Download all {len(good)} results (ZIP)",
-            zip_maker(good, settings, str(path), strokes),
+            zip_maker(good, settings, str(path)),
             file_name="background-removed.zip",
             mime="application/zip",
             key="zip-all",
@@ -458,7 +401,7 @@ def show_photos(settings: Settings, path: Path) -> None:
         )
     for index, outcome in enumerate(good):
         try:
-            show_photo(index, outcome, settings, str(path), strokes)
+            show_photo(index, outcome, settings, str(path))
         except Exception:
             # Never a traceback on the page; the details go to the server log.
             log.exception("showing %s failed", outcome.name)

@@ -1,5 +1,4 @@
-"""Pure helpers behind the Streamlit app (app.py): naming, previews, exports, ZIP, errors,
-touch-up strokes.
+"""Pure helpers behind the Streamlit app (app.py): naming, previews, exports, ZIP, errors.
 
 They live outside app.py so tests can call them without a Streamlit session, and outside
 ``segmentation/`` because they are about presenting results, not computing them.
@@ -7,7 +6,6 @@ They live outside app.py so tests can call them without a Streamlit session, and
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import logging
@@ -21,7 +19,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from segmentation import ImageError, SegmentationResult
 from segmentation.compose import adjust_mask
@@ -224,96 +221,6 @@ def make_exports(original: np.ndarray, mask: np.ndarray, background: Any) -> Exp
         mask_png=result.mask_png(),
         jpeg=encode_jpeg(flat, JPEG_QUALITY),
     )
-
-
-# --- touch-up ---------------------------------------------------------------------------
-
-#: The touch-up brushes: label -> stroke colour on the canvas. Half-transparent so the
-#: photo shows through; split_strokes tells them apart by which channel dominates.
-BRUSHES: dict[str, str] = {
-    "Remove": "rgba(255, 48, 48, 0.6)",
-    "Keep": "rgba(48, 220, 96, 0.6)",
-}
-#: A card's touch-up layers: (keep, remove), None for a brush not used.
-Hints = tuple[np.ndarray | None, np.ndarray | None]
-#: Canvas pixels at least this opaque count as painted (anti-aliased fringes do not).
-STROKE_MIN_ALPHA = 64
-#: Longest side of the touch-up canvas in CSS pixels: half a card on a laptop screen,
-#: so the result fits beside it (a wider canvas is squeezed out of shape); the hints
-#: are stretched to the photo, so this costs no precision beyond the brush's own.
-CANVAS_MAX_SIDE = 440
-
-
-def canvas_strokes(state: Any) -> np.ndarray | None:
-    """The RGBA drawing in a drawable canvas's session-state value, None when empty.
-
-    The value is ``{"drawing": {"raw": fabric JSON, "data": PNG data URL}, ...}``; read
-    before the canvas is drawn, it gives the strokes of the run they triggered.
-    """
-    try:
-        url = state["drawing"]["data"]
-    except (KeyError, TypeError):
-        return None
-    if not isinstance(url, str) or ";base64," not in url:
-        return None
-    try:
-        raw = base64.b64decode(url.split(";base64,", 1)[1], validate=False)
-        with Image.open(io.BytesIO(raw)) as image:
-            return np.asarray(image.convert("RGBA"))
-    except (ValueError, OSError):
-        log.warning("unreadable touch-up canvas drawing; ignoring it")
-        return None
-
-
-def canvas_size(height: int, width: int, max_side: int = CANVAS_MAX_SIDE) -> tuple[int, int]:
-    """(height, width) of the canvas for a photo: its aspect ratio, longest side max_side."""
-    scale = min(1.0, max_side / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def split_strokes(
-    image_data: np.ndarray | None,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The canvas's RGBA drawing as (keep, remove) bool layers; None for an unused brush.
-
-    Green-dominant painted pixels are "keep", red-dominant ones "remove" (see BRUSHES),
-    so one canvas carries both brushes and its own undo covers either.
-    """
-    if image_data is None:
-        return None, None
-    rgba = np.asarray(image_data)
-    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.size == 0:
-        return None, None
-    painted = rgba[:, :, 3] >= STROKE_MIN_ALPHA
-    red = rgba[:, :, 0].astype(np.int16)
-    green = rgba[:, :, 1].astype(np.int16)
-    keep = painted & (green > red)
-    remove = painted & (red >= green)
-    return (keep if keep.any() else None), (remove if remove.any() else None)
-
-
-def hints_key(keep: np.ndarray | None, remove: np.ndarray | None) -> str:
-    """Hashable stand-in for the hint layers in cache keys; "" when nothing is painted."""
-    if keep is None and remove is None:
-        return ""
-    digest = hashlib.sha256()
-    for name, layer in (("keep", keep), ("remove", remove)):
-        digest.update(name.encode())
-        if layer is not None:
-            marked = np.asarray(layer, dtype=bool)
-            digest.update(repr(marked.shape).encode())
-            digest.update(np.packbits(marked).tobytes())
-    return digest.hexdigest()
-
-
-def touched_up(
-    result: SegmentationResult, keep: np.ndarray | None, remove: np.ndarray | None
-) -> SegmentationResult:
-    """``result`` with the brushed regions fixed; the very same object when nothing is
-    painted, so an untouched photo costs nothing."""
-    if keep is None and remove is None:
-        return result
-    return result.touch_up(keep=keep, remove=remove)
 
 
 # --- video ------------------------------------------------------------------------------

@@ -322,35 +322,3 @@ def test_checkerboard_and_previews() -> None:
     big = np.zeros((3000, 4000), np.float32)
     assert app_support.fit_preview(big, 1200).shape == (900, 1200)
     assert app_support.fit_preview(board, 1200) is board
-
-
-def _canvas_state(rgba: np.ndarray) -> dict:
-    """What the touch-up canvas leaves in session state after a stroke."""
-    import base64
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
-    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    return {"drawing": {"raw": {"objects": []}, "data": url}, "backgroundFit": None}
-
-
-def test_touch_up_tab_renders_and_its_strokes_reach_the_downloads(app: AppTest) -> None:
-    at = app.run()
-    assert_clean(at)
-    assert "Touch up" in [t.label for t in at.tabs]
-    assert [r.options for r in at.radio if r.key and r.key.startswith("touchup-brush-")] == [
-        list(app_support.BRUSHES)
-    ]
-    before = np.asarray(Image.open(io.BytesIO(download_bytes(buttons_by_prefix(at, "mask-")[0]))))
-
-    # A Remove stroke over the whole canvas (AppTest cannot draw; the canvas's value can
-    # be put where the browser would leave it).
-    key = buttons_by_prefix(at, "mask-")[0].key.removeprefix("mask-")
-    canvas = np.zeros((40, 40, 4), np.uint8)
-    canvas[:, :] = (255, 48, 48, 153)
-    at.session_state[f"touchup-{key}-0"] = _canvas_state(canvas)
-    at.run()
-    assert_clean(at)
-    after = np.asarray(Image.open(io.BytesIO(download_bytes(buttons_by_prefix(at, "mask-")[0]))))
-    assert after.shape == before.shape
-    assert after.max() == 0 and before.max() > 0
